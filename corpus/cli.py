@@ -1,0 +1,203 @@
+"""The ``corpus`` command line.
+
+    corpus run PIPELINE.yaml [--set key=value ...]   run a pipeline
+    corpus steps                                     list steps, their parameters and defaults
+    corpus init [PATH]                               write a commented starter pipeline.yaml
+    corpus tokenizer train --input ... --vocab-size N --output DIR
+    corpus train CONFIG.yaml --shards DIR --output DIR
+    corpus sample CHECKPOINT [--prompt TEXT]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import textwrap
+from pathlib import Path
+
+STARTER = """\
+# A corpus pipeline. Documents flow through `steps` from top to bottom; `corpus steps` lists
+# every step with its parameters. Relative input paths are relative to where you run
+# `corpus run`; relative output paths are inside output_dir.
+name: my-corpus
+output_dir: runs/my-corpus
+
+# local (default), ray or slurm. tasks: how many shares the input is split into;
+# workers: how many run at once.
+executor: {type: local, tasks: 2, workers: 2}
+
+steps:
+  - warc_reader: {paths: ["data/*.warc.gz"]}      # or jsonl_reader, parquet_reader, files_reader, hf_dataset_reader
+  - trafilatura: {timeout: 5}                      # main text of each HTML page
+  - language_id: {}                                # metadata.language, metadata.language_score
+  - language_filter: {languages: [en, zh], min_score: 0.65}
+  - gopher_quality: {}
+  - fineweb_quality: {}
+  - quality_score: {min_score: 0.3}                # metadata.quality_score
+  - minhash_dedup: {threshold: 0.8}                # exact and near duplicates
+  - jsonl_writer: {path: docs}                     # curated documents: runs/my-corpus/docs/
+
+# Optional stages after the steps: a BPE tokenizer trained on the curated documents,
+# Arrow token shards, and a small GPT trained on them.
+tokenizer: {vocab_size: 8000}
+shards: {val_fraction: 0.01}
+train: {max_steps: 500}
+"""
+
+
+def _setup_logging(verbose: bool) -> None:
+    from loguru import logger
+
+    logger.remove()
+    logger.add(sys.stderr, level="DEBUG" if verbose else "INFO",
+               format="<green>{time:HH:mm:ss}</green> <level>{level: <7}</level> {message}")
+
+
+def cmd_run(args) -> int:
+    from corpus.config import load_config
+    from corpus.pipeline import Runner
+
+    cfg = load_config(args.pipeline, args.set or [])
+    Runner(cfg).run()
+    return 0
+
+
+def cmd_steps(args) -> int:
+    from corpus.registry import load_steps, step_params
+
+    for name, cls in sorted(load_steps().items()):
+        if args.name and name not in args.name:
+            continue
+        doc = (cls.__doc__ or "").strip()
+        print(name)
+        if doc:
+            print(textwrap.indent(textwrap.fill(" ".join(doc.split()), 92), "    "))
+        for p in step_params(cls):
+            default = "(required)" if p.required else f"= {p.default!r}"
+            print(f"      {p.name}: {p.type_name} {default}")
+        print()
+    return 0
+
+
+def cmd_init(args) -> int:
+    path = Path(args.path)
+    if path.exists() and not args.force:
+        print(f"error: {path} exists (use --force to overwrite)", file=sys.stderr)
+        return 2
+    path.write_text(STARTER, encoding="utf-8")
+    print(f"wrote {path}; edit the paths, then: corpus run {path}")
+    return 0
+
+
+def cmd_tokenizer_train(args) -> int:
+    from tokenizer.train import TokenizerConfig, train_tokenizer
+
+    cfg = TokenizerConfig(vocab_size=args.vocab_size, sample_bytes=args.sample_bytes, num_threads=args.threads)
+    card = train_tokenizer(args.input, args.output, cfg)
+    print(f"tokenizer: {Path(args.output) / 'tokenizer.model'}, vocab {card['vocab_size']}, "
+          f"held-out bytes/token {card['heldout_bytes_per_token']}")
+    return 0
+
+
+def cmd_train(args) -> int:
+    import yaml
+
+    from corpus.config import dataclass_from_dict
+    from trainer.config import TrainConfig
+    from trainer.train import train
+
+    raw = {}
+    if args.config:
+        raw = yaml.safe_load(Path(args.config).read_text()) or {}
+        raw = raw.get("train", raw)
+    for item in args.set or []:
+        key, _, value = item.partition("=")
+        raw[key.removeprefix("train.")] = yaml.safe_load(value)
+    cfg = dataclass_from_dict(TrainConfig, raw, f"{args.config or '--set'}: train")
+    train(args.shards, args.output, cfg)
+    return 0
+
+
+def cmd_sample(args) -> int:
+    import torch
+
+    from tokenizer.sp import Tokenizer
+    from trainer.train import load_model, pick_device
+
+    device = pick_device(args.device)
+    model, state = load_model(args.checkpoint, device)
+    tok = Tokenizer(state["tokenizer"])
+    prompt = tok.encode(args.prompt) if args.prompt else [tok.eos_id]
+    gen = torch.Generator(device=device).manual_seed(args.seed)
+    model.eval()
+    out = model.generate(torch.tensor([prompt], device=device), args.tokens, args.temperature, args.top_k, generator=gen)
+    print(args.prompt + tok.decode([t for t in out[0].tolist()[len(prompt):] if t != tok.eos_id]))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="corpus", description="Raw public text to curated documents, tokenizer, token shards and a GPT.")
+    p.add_argument("-v", "--verbose", action="store_true")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    r = sub.add_parser("run", help="run a pipeline YAML file")
+    r.add_argument("pipeline")
+    r.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a key, e.g. executor.tasks=8 or steps.warc_reader.paths=[a.warc.gz]")
+    r.set_defaults(func=cmd_run)
+
+    s = sub.add_parser("steps", help="list the steps, their parameters and defaults")
+    s.add_argument("name", nargs="*")
+    s.set_defaults(func=cmd_steps)
+
+    i = sub.add_parser("init", help="write a commented starter pipeline.yaml")
+    i.add_argument("path", nargs="?", default="pipeline.yaml")
+    i.add_argument("--force", action="store_true")
+    i.set_defaults(func=cmd_init)
+
+    t = sub.add_parser("tokenizer", help="tokenizer commands")
+    tsub = t.add_subparsers(dest="tokenizer_command", required=True)
+    tt = tsub.add_parser("train", help="train a lossless BPE tokenizer")
+    tt.add_argument("--input", nargs="+", required=True, help="folders, files or globs: jsonl(.gz), parquet, txt")
+    tt.add_argument("--vocab-size", type=int, default=8000)
+    tt.add_argument("--sample-bytes", type=int, default=500_000_000)
+    tt.add_argument("--threads", type=int, default=os.cpu_count() or 1)
+    tt.add_argument("--output", required=True)
+    tt.set_defaults(func=cmd_tokenizer_train)
+
+    tr = sub.add_parser("train", help="train the GPT on token shards")
+    tr.add_argument("config", nargs="?", help="a YAML file with train settings (a pipeline file's train: section works)")
+    tr.add_argument("--shards", required=True)
+    tr.add_argument("--output", required=True)
+    tr.add_argument("--set", action="append", metavar="KEY=VALUE")
+    tr.set_defaults(func=cmd_train)
+
+    sa = sub.add_parser("sample", help="generate text from a checkpoint")
+    sa.add_argument("checkpoint")
+    sa.add_argument("--prompt", default="")
+    sa.add_argument("--tokens", type=int, default=200)
+    sa.add_argument("--temperature", type=float, default=0.8)
+    sa.add_argument("--top-k", type=int, default=50)
+    sa.add_argument("--seed", type=int, default=1337)
+    sa.add_argument("--device", default="auto")
+    sa.set_defaults(func=cmd_sample)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    _setup_logging(args.verbose)
+    from corpus.config import ConfigError
+
+    try:
+        return args.func(args)
+    except ConfigError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted; run the same command again to resume", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

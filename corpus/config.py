@@ -1,0 +1,240 @@
+"""Pipeline configuration: load a YAML file safely, apply ``--set`` overrides, validate everything
+before any work starts.
+
+The shape (see ``corpus init`` for a commented example)::
+
+    name: web
+    output_dir: runs/web
+    executor: {type: local, tasks: 4, workers: 2}
+    steps:
+      - warc_reader: {paths: ["data/*.warc.gz"]}
+      - trafilatura: {}
+    tokenizer: {vocab_size: 32000}   # optional stages after the steps
+    shards: {val_fraction: 0.01}
+    train: {max_steps: 2000}
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import difflib
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from corpus.registry import check_type, load_steps, step_params, type_name
+
+
+class ConfigError(Exception):
+    """A problem with the pipeline file, reported before any work starts."""
+
+
+TOP_LEVEL = ("name", "output_dir", "executor", "steps", "tokenizer", "shards", "train")
+EXECUTOR_TYPES = ("local", "ray", "slurm")
+
+
+@dataclass
+class StepConfig:
+    name: str
+    params: dict[str, Any]
+    index: int  # position in the YAML list, for messages and the summary
+
+
+@dataclass
+class PipelineConfig:
+    name: str
+    output_dir: Path
+    steps: list[StepConfig]
+    executor: dict[str, Any] = field(default_factory=lambda: {"type": "local"})
+    tokenizer: Any = None  # tokenizer.train.TokenizerConfig
+    shards: Any = None  # tokenizer.encode.ShardsConfig
+    train: Any = None  # trainer.config.TrainConfig
+    source: str = "<config>"
+    raw: dict = field(default_factory=dict)  # resolved YAML, written to the run folder
+
+
+def _suggest(word: str, choices) -> str:
+    close = difflib.get_close_matches(word, list(choices), n=1)
+    return f" Did you mean {close[0]!r}?" if close else ""
+
+
+def parse_override(item: str) -> tuple[list[str], Any]:
+    if "=" not in item:
+        raise ConfigError(f"--set {item!r}: expected KEY=VALUE, for example executor.tasks=8")
+    key, _, text = item.partition("=")
+    try:
+        value = yaml.safe_load(text) if text.strip() else ""
+    except yaml.YAMLError as e:
+        raise ConfigError(f"--set {item!r}: value is not valid YAML: {e}") from None
+    return key.strip().split("."), value
+
+
+def apply_override(raw: dict, keys: list[str], value: Any, item: str) -> None:
+    """Set a dotted key. Inside ``steps`` a key may be a list index or a step name
+    (``steps.warc_reader.paths=[...]`` changes the first warc_reader)."""
+    node: Any = raw
+    for i, key in enumerate(keys):
+        last = i == len(keys) - 1
+        if isinstance(node, list):
+            target = None
+            if key.isdigit() and int(key) < len(node):
+                target = int(key)
+            else:
+                for j, entry in enumerate(node):
+                    if isinstance(entry, dict) and key in entry:
+                        target = j
+                        break
+            if target is None:
+                raise ConfigError(f"--set {item!r}: no list entry {key!r} in the pipeline")
+            entry = node[target]
+            if last:
+                node[target] = value
+                return
+            # a step entry {name: params}: step straight through to its params
+            if isinstance(entry, dict) and not key.isdigit() and len(entry) == 1:
+                if entry[key] is None:
+                    entry[key] = {}
+                node = entry[key]
+            else:
+                node = entry
+            continue
+        if not isinstance(node, dict):
+            raise ConfigError(f"--set {item!r}: {'.'.join(keys[:i])} is not a mapping")
+        if last:
+            node[key] = value
+            return
+        if node.get(key) is None:
+            node[key] = {}
+        node = node[key]
+
+
+def load_config(path: str | Path, overrides: list[str] = ()) -> PipelineConfig:
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: no such pipeline file")
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{path}: malformed YAML: {e}") from None
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"{path}: not UTF-8 text: {e}") from None
+    return config_from_dict(raw, source=str(path), overrides=overrides)
+
+
+def config_from_dict(raw: Any, source: str = "<config>", overrides: list[str] = ()) -> PipelineConfig:
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{source}: the pipeline must be a YAML mapping with a 'steps' list")
+    raw = copy.deepcopy(raw)
+    for item in overrides:
+        keys, value = parse_override(item)
+        apply_override(raw, keys, value, item)
+
+    for key in raw:
+        if key not in TOP_LEVEL:
+            raise ConfigError(
+                f"{source}: unknown top-level key {key!r}.{_suggest(key, TOP_LEVEL)} Valid keys: {', '.join(TOP_LEVEL)}"
+            )
+    name = raw.get("name") or Path(source).stem
+    if not isinstance(name, str):
+        raise ConfigError(f"{source}: 'name' must be a string")
+    output_dir = raw.get("output_dir") or f"runs/{name}"
+    if not isinstance(output_dir, str):
+        raise ConfigError(f"{source}: 'output_dir' must be a string")
+
+    executor = raw.get("executor") or {}
+    if not isinstance(executor, dict):
+        raise ConfigError(f"{source}: 'executor' must be a mapping, for example {{type: local, tasks: 4}}")
+    executor = {"type": "local", **executor}
+    if executor["type"] not in EXECUTOR_TYPES:
+        raise ConfigError(
+            f"{source}: executor type {executor['type']!r} is unknown. Valid types: {', '.join(EXECUTOR_TYPES)}"
+        )
+    for key in ("tasks", "workers"):
+        if key in executor and not check_type(executor[key], int):
+            raise ConfigError(f"{source}: executor.{key} must be an integer, got {executor[key]!r}")
+
+    steps = _validate_steps(raw.get("steps"), source)
+
+    from tokenizer.encode import ShardsConfig
+    from tokenizer.train import TokenizerConfig
+    from trainer.config import TrainConfig
+
+    stages = {}
+    for key, cls in (("tokenizer", TokenizerConfig), ("shards", ShardsConfig), ("train", TrainConfig)):
+        value = raw.get(key)
+        stages[key] = None if value is None else dataclass_from_dict(cls, value, f"{source}: {key}")
+    if stages["shards"] is not None and stages["tokenizer"] is None:
+        raise ConfigError(f"{source}: 'shards' needs a 'tokenizer' section (the tokenizer that encodes them)")
+    if stages["train"] is not None and stages["shards"] is None:
+        raise ConfigError(f"{source}: 'train' needs a 'shards' section (the data it trains on)")
+
+    return PipelineConfig(
+        name=name,
+        output_dir=Path(output_dir),
+        steps=steps,
+        executor=executor,
+        source=source,
+        raw=raw,
+        **stages,
+    )
+
+
+def _validate_steps(steps, source: str) -> list[StepConfig]:
+    registry = load_steps()
+    if not isinstance(steps, list) or not steps:
+        raise ConfigError(f"{source}: 'steps' must be a non-empty list, for example: steps: [{{jsonl_reader: {{paths: [docs/*.jsonl]}}}}]")
+    out = []
+    for i, entry in enumerate(steps):
+        where = f"{source}: step {i + 1}"
+        if isinstance(entry, str):
+            entry = {entry: {}}
+        if not isinstance(entry, dict) or len(entry) != 1:
+            raise ConfigError(f"{where}: each step is a mapping with one key, the step name, for example '- trafilatura: {{}}'")
+        (name, params), = entry.items()
+        if name not in registry:
+            raise ConfigError(
+                f"{where}: unknown step {name!r}.{_suggest(name, registry)} Valid steps: {', '.join(sorted(registry))}"
+            )
+        params = params or {}
+        if not isinstance(params, dict):
+            raise ConfigError(f"{where} {name!r}: parameters must be a mapping, got {params!r}")
+        spec = {p.name: p for p in step_params(registry[name])}
+        for key, value in params.items():
+            if key not in spec:
+                raise ConfigError(
+                    f"{where} {name!r}: unknown parameter {key!r}.{_suggest(key, spec)} "
+                    f"Valid parameters: {', '.join(spec) or '(none)'}"
+                )
+            if not check_type(value, spec[key].annotation):
+                raise ConfigError(
+                    f"{where} {name!r}: parameter {key!r} must be {spec[key].type_name}, got {value!r}"
+                )
+        missing = [p for p in spec.values() if p.required and p.name not in params]
+        if missing:
+            raise ConfigError(f"{where} {name!r}: missing required parameter {missing[0].name!r} ({missing[0].type_name})")
+        out.append(StepConfig(name, params, i))
+    return out
+
+
+def dataclass_from_dict(cls, value, where: str):
+    if value is True or value == {}:
+        value = {}
+    if not isinstance(value, dict):
+        raise ConfigError(f"{where}: must be a mapping")
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    for key, v in value.items():
+        if key not in fields:
+            raise ConfigError(
+                f"{where}: unknown key {key!r}.{_suggest(key, fields)} Valid keys: {', '.join(fields)}"
+            )
+        if not check_type(v, hints[key]):
+            raise ConfigError(f"{where}: {key!r} must be {type_name(hints[key])}, got {v!r}")
+    try:
+        return cls(**value)
+    except (ValueError, TypeError) as e:
+        raise ConfigError(f"{where}: {e}") from None

@@ -1,0 +1,417 @@
+"""Readers: turn files (local paths or fsspec URLs, glob patterns allowed) into datatrove Documents.
+
+Every reader takes ``paths``, a list of globs that must each match at least one file: a
+missing input stops the run before any work. Files are shared out between tasks
+(``files[rank::world_size]``). A bad record or an unreadable file is a counted, logged skip;
+it never ends the run nor loses the other records.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import re
+import time
+from pathlib import PurePosixPath
+
+import fsspec
+from datatrove.data import Document, DocumentsPipeline
+from datatrove.pipeline.base import PipelineStep
+from loguru import logger
+
+from corpus.registry import register
+
+
+
+class InputError(ValueError):
+    """An input path or glob that matches nothing."""
+
+
+def _glob_root(pattern: str) -> str:
+    """The directory part of a glob before its first wildcard: ids are relative to it."""
+    parts = PurePosixPath(pattern).parts
+    root = []
+    for part in parts:
+        if any(c in part for c in "*?["):
+            break
+        root.append(part)
+    if len(root) == len(parts):  # no wildcard: the file's own folder
+        root = root[:-1]
+    return str(PurePosixPath(*root)) if root else ""
+
+
+def expand_paths(patterns: list[str]) -> list[tuple[str, str, str]]:
+    """Expand globs into sorted (url, fs protocol, id relative to the glob root) triples."""
+    if not patterns:
+        raise InputError("'paths' is empty: give at least one file or glob")
+    out, seen = [], set()
+    for pattern in patterns:
+        fs, _, matches = fsspec.get_fs_token_paths(pattern)
+        files = sorted(m for m in matches if fs.isfile(m))
+        if not files:
+            raise InputError(f"input {pattern!r} matches no file")
+        root = _glob_root(fs._strip_protocol(pattern))
+        protocol = fs.protocol if isinstance(fs.protocol, str) else fs.protocol[0]
+        for f in files:
+            if f in seen:
+                continue
+            seen.add(f)
+            rel = f[len(root):].lstrip("/") if root and f.startswith(root) else f
+            out.append((f, protocol, rel))
+    return out
+
+
+class FileReader(PipelineStep):
+    """Base for readers of files: expands ``paths``, shards files over tasks, counts skips."""
+
+    type = "📖 - READER"
+
+    def __init__(self, paths: list[str], limit: int = -1):
+        super().__init__()
+        self.paths = paths
+        self.limit = limit
+        self.files = expand_paths(paths)
+        self._last_log = 0.0
+
+    def open(self, url: str, protocol: str, compression: str | None = "infer"):
+        full = url if protocol in ("file", "local") else f"{protocol}://{url}"
+        return fsspec.open(full, "rb", compression=compression).open()
+
+    def read_file(self, url: str, protocol: str, rel: str):  # -> iterator of Document
+        raise NotImplementedError
+
+    def skip(self, reason: str, where: str, detail: str = "") -> None:
+        self.stat_update(f"skipped_{reason}")
+        logger.warning(f"{self.yaml_name}: skipped ({reason}) {where} {detail}")
+
+    def run(self, data: DocumentsPipeline = None, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
+        if data:
+            yield from data
+        mine = self.files[rank::world_size]
+        count = 0
+        for fi, (url, protocol, rel) in enumerate(mine):
+            try:
+                docs = self.read_file(url, protocol, rel)
+                while True:
+                    with self.track_time():
+                        doc = next(docs, None)
+                    if doc is None:
+                        break
+                    self.stat_update("documents")
+                    self.update_doc_stats(doc)
+                    yield doc
+                    count += 1
+                    now = time.monotonic()
+                    if now - self._last_log > 10:
+                        self._last_log = now
+                        logger.info(f"{self.yaml_name} task {rank}: {count} documents, file {fi + 1}/{len(mine)}")
+                    if 0 < self.limit <= count:
+                        return
+            except (OSError, EOFError, ValueError, json.JSONDecodeError) as e:
+                # the file is unreadable from here on; what it already gave is kept
+                self.skip("unreadable_file", url, f"{type(e).__name__}: {e}")
+            self.stat_update("files")
+
+
+# ---------------------------------------------------------------- WARC
+
+_META_CHARSET = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?\s*([A-Za-z0-9_.:-]+)""", re.I)
+_HTML_TYPES = ("text/html", "application/xhtml+xml")
+
+
+def decode_html(body: bytes, content_type: str | None) -> tuple[str | None, str]:
+    """Decode an HTML payload: HTTP charset, then <meta charset>, then UTF-8, then detection."""
+    candidates = []
+    if content_type and "charset=" in content_type.lower():
+        candidates.append(content_type.lower().split("charset=")[-1].split(";")[0].strip(" \"'"))
+    m = _META_CHARSET.search(body[:4096])
+    if m:
+        candidates.append(m.group(1).decode("ascii", "ignore").lower())
+    candidates.append("utf-8")
+    for enc in candidates:
+        try:
+            return body.decode(enc), enc
+        except (UnicodeDecodeError, LookupError):
+            continue
+    from charset_normalizer import from_bytes
+
+    best = from_bytes(body[:200_000]).best()
+    if best is None:
+        return None, ""
+    try:
+        return body.decode(best.encoding, errors="replace"), best.encoding
+    except LookupError:
+        return None, ""
+
+
+def _is_warc_name(name: str) -> bool:
+    return bool(re.search(r"\.(warc|arc)(\.gz)?$", name, re.I))
+
+
+@register("warc_reader")
+class WarcReader(FileReader):
+    """WARC, WARC.gz, ARC and ARC.gz files: one document per HTML response record (WET conversion
+    records too). Metadata: url, date, source (the WARC file). Truncated records, non-HTML or
+    undecodable payloads are counted skips."""
+
+    name = "🕷 warc_reader"
+
+    def __init__(self, paths: list[str], limit: int = -1, max_bytes: int = 10_000_000):
+        super().__init__(paths, limit)
+        self.max_bytes = max_bytes
+        self.files = [f for f in self.files if _is_warc_name(f[0])]
+        if not self.files:
+            raise InputError(f"no .warc/.warc.gz/.arc/.arc.gz file among {paths}")
+
+    def read_file(self, url, protocol, rel):
+        from warcio.archiveiterator import ArchiveIterator
+        from warcio.exceptions import ArchiveLoadFailed
+
+        with self.open(url, protocol, compression=None) as f:  # warcio reads gzip members itself
+            records = iter(ArchiveIterator(f, arc2warc=True))
+            index = 0
+            while True:
+                try:
+                    record = next(records)
+                except StopIteration:
+                    return
+                except (ArchiveLoadFailed, OSError, EOFError, ValueError, gzip.BadGzipFile) as e:
+                    self.skip("corrupt_file", url, f"after {index} records: {str(e).strip().splitlines()[0]}")
+                    return
+                index += 1
+                if record.rec_type not in ("response", "conversion"):
+                    continue
+                doc = self._record_to_doc(record, url, rel, index)
+                if doc is not None:
+                    yield doc
+
+    def _record_to_doc(self, record, url, rel, index):
+        headers = record.rec_headers
+        target = headers.get_header("WARC-Target-URI") or headers.get_header("uri") or ""
+        if record.rec_type == "conversion":  # WET: already text
+            content_type = "text/plain"
+        else:
+            content_type = record.http_headers.get_header("Content-Type") if record.http_headers else None
+            identified = headers.get_header("WARC-Identified-Payload-Type")
+            kind = (identified or content_type or "").split(";")[0].strip().lower()
+            if kind and kind not in _HTML_TYPES:
+                self.stat_update("skipped_not_html")
+                return None
+        try:
+            body = record.content_stream().read(self.max_bytes + 1)
+        except Exception as e:  # broken chunking, bad gzip inside the record, ...
+            self.skip("corrupt_record", f"{url} record {index}", f"{type(e).__name__}: {e}")
+            return None
+        if len(body) > self.max_bytes:
+            self.skip("too_large", f"{url} {target}", f"> {self.max_bytes} bytes")
+            return None
+        if getattr(record.raw_stream, "limit", 0) > 0:
+            self.skip("truncated_record", f"{url} {target}", f"{record.raw_stream.limit} bytes missing")
+            return None
+        if not body.strip():
+            self.stat_update("skipped_empty")
+            return None
+        if record.rec_type != "conversion" and not content_type and b"<" not in body[:2048]:
+            self.stat_update("skipped_not_html")
+            return None
+        if b"\x00" in body[:4096]:
+            self.skip("binary_payload", f"{url} {target}")
+            return None
+        text, encoding = decode_html(body, content_type)
+        if text is None:
+            self.skip("undecodable", f"{url} {target}")
+            return None
+        doc_id = headers.get_header("WARC-Record-ID") or f"{rel}/{index}"
+        return Document(
+            text=text,
+            id=doc_id.strip("<>"),
+            metadata={
+                "url": target,
+                "date": headers.get_header("WARC-Date") or headers.get_header("archive-date"),
+                "source": rel,
+                "content_type": "text/plain" if record.rec_type == "conversion" else "text/html",
+                "encoding": encoding,
+            },
+        )
+
+
+# ---------------------------------------------------------------- JSONL / Parquet
+
+
+def _doc_from_dict(row: dict, text_key: str, id_key: str, default_id: str, source: str) -> Document | None:
+    text = row.get(text_key)
+    if not isinstance(text, str):
+        return None
+    metadata = row.get("metadata")
+    if isinstance(metadata, str):  # parquet_writer stores metadata as JSON
+        try:
+            metadata = json.loads(metadata)
+        except json.JSONDecodeError:
+            metadata = {"metadata": metadata}
+    metadata = dict(metadata) if isinstance(metadata, dict) else {}
+    for k, v in row.items():
+        if k not in (text_key, id_key, "metadata"):
+            metadata[k] = v
+    metadata.setdefault("source", source)
+    doc_id = row.get(id_key)
+    return Document(text=text, id=str(doc_id) if doc_id is not None else default_id, metadata=metadata)
+
+
+@register("jsonl_reader")
+class JsonlReader(FileReader):
+    """JSON Lines (.jsonl, .jsonl.gz, .jsonl.zst...): one document per line, text in ``text_key``.
+    Other keys go to metadata. Bad lines are counted skips."""
+
+    name = "🐿 jsonl_reader"
+
+    def __init__(self, paths: list[str], limit: int = -1, text_key: str = "text", id_key: str = "id"):
+        super().__init__(paths, limit)
+        self.text_key, self.id_key = text_key, id_key
+
+    def read_file(self, url, protocol, rel):
+        with self.open(url, protocol) as f:
+            for li, line in enumerate(f):
+                if not line.strip():
+                    continue
+                try:
+                    row = json.loads(line)
+                except (json.JSONDecodeError, UnicodeDecodeError) as e:
+                    self.skip("bad_json", f"{url}:{li + 1}", str(e))
+                    continue
+                doc = _doc_from_dict(row, self.text_key, self.id_key, f"{rel}/{li}", rel) if isinstance(row, dict) else None
+                if doc is None:
+                    self.skip("no_text", f"{url}:{li + 1}", f"no string {self.text_key!r}")
+                    continue
+                yield doc
+
+
+@register("parquet_reader")
+class ParquetReader(FileReader):
+    """Parquet files: one document per row, text in ``text_key``; other columns go to metadata."""
+
+    name = "📒 parquet_reader"
+
+    def __init__(
+        self, paths: list[str], limit: int = -1, text_key: str = "text", id_key: str = "id", batch_size: int = 1000
+    ):
+        super().__init__(paths, limit)
+        self.text_key, self.id_key, self.batch_size = text_key, id_key, batch_size
+
+    def read_file(self, url, protocol, rel):
+        import pyarrow.parquet as pq
+
+        with self.open(url, protocol) as f:
+            pf = pq.ParquetFile(f)
+            if self.text_key not in pf.schema_arrow.names:
+                raise ValueError(f"no column {self.text_key!r} (columns: {pf.schema_arrow.names})")
+            row_index = 0
+            for batch in pf.iter_batches(batch_size=self.batch_size):
+                for row in batch.to_pylist():
+                    doc = _doc_from_dict(row, self.text_key, self.id_key, f"{rel}/{row_index}", rel)
+                    row_index += 1
+                    if doc is None:
+                        self.skip("no_text", f"{url} row {row_index - 1}")
+                        continue
+                    yield doc
+
+
+# ---------------------------------------------------------------- plain files
+
+
+@register("files_reader")
+class FilesReader(FileReader):
+    """One document per file (text, HTML, ...). The id is the path relative to the glob's root;
+    ``.gz`` files are opened transparently; content is decoded as UTF-8 (``errors`` decides what
+    happens to invalid bytes: ``skip`` the file, or ``replace`` them)."""
+
+    name = "📄 files_reader"
+
+    def __init__(self, paths: list[str], limit: int = -1, errors: str = "skip", max_bytes: int = 50_000_000):
+        super().__init__(paths, limit)
+        if errors not in ("skip", "replace"):
+            raise ValueError("errors must be 'skip' or 'replace'")
+        self.errors, self.max_bytes = errors, max_bytes
+
+    def read_file(self, url, protocol, rel):
+        with self.open(url, protocol) as f:
+            raw = f.read(self.max_bytes + 1)
+        if len(raw) > self.max_bytes:
+            self.skip("too_large", url, f"> {self.max_bytes} bytes")
+            return
+        if b"\x00" in raw[:8192]:
+            self.skip("binary_payload", url)
+            return
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as e:
+            if self.errors == "skip":
+                self.skip("invalid_utf8", url, str(e))
+                return
+            text = raw.decode("utf-8", errors="replace")
+        if not text.strip():
+            self.stat_update("skipped_empty")
+            return
+        rel_id = rel[:-3] if rel.endswith(".gz") else rel
+        yield Document(text=text, id=rel_id, metadata={"source": rel_id})
+
+
+# ---------------------------------------------------------------- Hugging Face datasets
+
+
+@register("hf_dataset_reader")
+class HFDatasetReader(PipelineStep):
+    """A Hugging Face ``datasets`` dataset: from disk (``path``, saved with ``save_to_disk``) or by
+    ``name`` from the Hub when online. Rows are shared out between tasks in contiguous shards."""
+
+    name = "🤗 hf_dataset_reader"
+    type = "📖 - READER"
+
+    def __init__(
+        self,
+        path: str | None = None,
+        name: str | None = None,
+        config: str | None = None,
+        split: str = "train",
+        text_key: str = "text",
+        id_key: str = "id",
+        limit: int = -1,
+    ):
+        super().__init__()
+        if (path is None) == (name is None):
+            raise ValueError("give exactly one of 'path' (a dataset saved on disk) or 'name' (a Hub dataset)")
+        if path is not None:
+            fs, _, matches = fsspec.get_fs_token_paths(path)
+            if not matches or not fs.exists(matches[0]):
+                raise InputError(f"input {path!r} does not exist")
+        self.path, self.dataset_name, self.config, self.split = path, name, config, split
+        self.text_key, self.id_key, self.limit = text_key, id_key, limit
+
+    def _load(self):
+        import datasets
+
+        if self.path is not None:
+            ds = datasets.load_from_disk(self.path)
+            if isinstance(ds, datasets.DatasetDict):
+                ds = ds[self.split]
+            return ds
+        return datasets.load_dataset(self.dataset_name, self.config, split=self.split)
+
+    def run(self, data: DocumentsPipeline = None, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
+        if data:
+            yield from data
+        ds = self._load()
+        if self.text_key not in ds.column_names:
+            raise ValueError(f"hf_dataset_reader: no column {self.text_key!r} (columns: {ds.column_names})")
+        shard = ds.shard(num_shards=world_size, index=rank, contiguous=True)
+        start = sum(len(ds.shard(world_size, r, contiguous=True)) for r in range(rank)) if world_size > 1 else 0
+        source = self.path or self.dataset_name
+        for i, row in enumerate(shard):
+            if 0 < self.limit <= i:
+                return
+            doc = _doc_from_dict(row, self.text_key, self.id_key, f"{source}/{start + i}", source)
+            if doc is None:
+                self.stat_update("skipped_no_text")
+                continue
+            self.stat_update("documents")
+            self.update_doc_stats(doc)
+            yield doc

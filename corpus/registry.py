@@ -1,0 +1,121 @@
+"""The step registry: every YAML step name maps to one datatrove ``PipelineStep`` class.
+
+A step class registers itself with ``@register("name")``. Its ``__init__`` signature *is*
+its YAML schema: parameter names, type annotations and defaults are read from it, so
+``corpus steps`` and config validation can never drift from the code.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import types
+import typing
+from dataclasses import dataclass
+from typing import Any, Literal, Union
+
+STEPS: dict[str, type] = {}
+
+# modules whose import registers steps; imported lazily so `corpus --help` stays fast
+STEP_MODULES = (
+    "corpus.readers",
+    "corpus.extract",
+    "corpus.writers",
+    "filters.language",
+    "filters.heuristics",
+    "filters.quality",
+    "filters.dedup",
+)
+
+
+def register(name: str):
+    def wrap(cls):
+        if name in STEPS and STEPS[name] is not cls:
+            raise ValueError(f"step name {name!r} registered twice")
+        cls.yaml_name = name
+        STEPS[name] = cls
+        return cls
+
+    return wrap
+
+
+def load_steps() -> dict[str, type]:
+    for module in STEP_MODULES:
+        importlib.import_module(module)
+    return STEPS
+
+
+@dataclass
+class Param:
+    name: str
+    annotation: Any
+    default: Any
+    required: bool
+
+    @property
+    def type_name(self) -> str:
+        return type_name(self.annotation)
+
+
+def step_params(cls) -> list[Param]:
+    """The YAML parameters of a step: its __init__ parameters, minus *args/**kwargs."""
+    sig = inspect.signature(cls.__init__)
+    hints = typing.get_type_hints(cls.__init__)
+    params = []
+    for p in list(sig.parameters.values())[1:]:
+        if p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
+            continue
+        required = p.default is inspect.Parameter.empty
+        params.append(Param(p.name, hints.get(p.name, Any), None if required else p.default, required))
+    return params
+
+
+def type_name(annotation) -> str:
+    origin = typing.get_origin(annotation)
+    args = typing.get_args(annotation)
+    if annotation is Any:
+        return "any"
+    if annotation is type(None):
+        return "null"
+    if origin in (Union, types.UnionType):
+        return " | ".join(type_name(a) for a in args)
+    if origin is Literal:
+        return " | ".join(repr(a) for a in args)
+    if origin in (list, tuple):
+        return f"list[{type_name(args[0])}]" if args else "list"
+    if origin is dict:
+        return f"dict[{type_name(args[0])}, {type_name(args[1])}]" if args else "dict"
+    return getattr(annotation, "__name__", str(annotation))
+
+
+def check_type(value, annotation) -> bool:
+    """Whether a YAML value fits a parameter annotation (ints fit floats; bools fit only bools)."""
+    if annotation is Any:
+        return True
+    origin = typing.get_origin(annotation)
+    args = typing.get_args(annotation)
+    if origin in (Union, types.UnionType):
+        return any(check_type(value, a) for a in args)
+    if origin is Literal:
+        return value in args
+    if annotation is type(None):
+        return value is None
+    if annotation is bool:
+        return isinstance(value, bool)
+    if annotation is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if annotation is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if annotation is str:
+        return isinstance(value, str)
+    if origin in (list, tuple) or annotation in (list, tuple):
+        if not isinstance(value, list):
+            return False
+        return not args or all(check_type(v, args[0]) for v in value)
+    if origin is dict or annotation is dict:
+        if not isinstance(value, dict):
+            return False
+        return not args or all(check_type(k, args[0]) and check_type(v, args[1]) for k, v in value.items())
+    if isinstance(annotation, type):
+        return isinstance(value, annotation)
+    return True

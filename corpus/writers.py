@@ -1,0 +1,68 @@
+"""Writers: datatrove's JSONL and Parquet writers, made atomic.
+
+Each task writes ``<path>/_tmp/<rank>.<ext>`` and renames it to ``<path>/<rank>.<ext>`` only once
+the file is complete, so a reader never sees half a file and a re-run of a task replaces its
+file instead of appending to it. A relative ``path`` is inside the run's output folder.
+Documents pass through, so a writer can sit in the middle of a pipeline.
+"""
+
+from __future__ import annotations
+
+import json
+
+from datatrove.data import DocumentsPipeline
+from datatrove.pipeline.writers.jsonl import JsonlWriter as _JsonlWriter
+from datatrove.pipeline.writers.parquet import ParquetWriter as _ParquetWriter
+
+from corpus.registry import register
+
+TMP = "_tmp"
+
+
+class AtomicWriter:
+    """Mixin for datatrove DiskWriters whose file name is ``${rank}.<ext>``."""
+
+    output_param = "path"  # the runner resolves it against the run folder
+    extension: str
+
+    def _get_output_filename(self, document, rank=0, **kwargs):
+        return f"{TMP}/" + super()._get_output_filename(document, rank, **kwargs)
+
+    def run(self, data: DocumentsPipeline, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
+        final = f"{rank:05d}{self.extension}"
+        if self.output_folder.exists(final):
+            self.output_folder.rm(final)
+        yield from super().run(data, rank, world_size)  # closes its files when the data ends
+        if self.output_folder.exists(f"{TMP}/{final}"):
+            self.output_folder.mv(f"{TMP}/{final}", final)
+
+
+@register("jsonl_writer")
+class JsonlWriter(AtomicWriter, _JsonlWriter):
+    """Documents as gzipped JSON Lines: {"text", "id", "metadata"} per line."""
+
+    name = "🐿 jsonl_writer"
+    extension = ".jsonl.gz"
+
+    def __init__(self, path: str = "docs"):
+        super().__init__(path, output_filename="${rank}.jsonl.gz", compression="gzip")
+        self.path = path
+
+
+@register("parquet_writer")
+class ParquetWriter(AtomicWriter, _ParquetWriter):
+    """Documents as Parquet: columns text, id, and metadata as a JSON string (documents from
+    different sources carry different metadata keys, which one Arrow struct type cannot hold)."""
+
+    name = "📒 parquet_writer"
+    extension = ".parquet"
+
+    def __init__(self, path: str = "docs", compression: str = "zstd"):
+        super().__init__(
+            path, output_filename="${rank}.parquet", compression=compression, max_file_size=-1, adapter=_flat_row
+        )
+        self.path = path
+
+
+def _flat_row(self, document) -> dict:
+    return {"text": document.text, "id": document.id, "metadata": json.dumps(document.metadata, ensure_ascii=False)}

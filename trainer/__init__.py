@@ -1,0 +1,1 @@
+"""The bundled GPT: model, shard loader, training loop, evaluation and sampling."""
