@@ -23,7 +23,7 @@ from loguru import logger
 
 from corpus.config import ConfigError, PipelineConfig
 from corpus.io import write_json
-from corpus.readers import InputError, JsonlReader
+from corpus.readers import DeferredJsonlReader, InputError
 from corpus.registry import STEPS
 from corpus.writers import JsonlWriter
 
@@ -86,7 +86,7 @@ class Runner:
                 f"{self.cfg.source}: the slurm executor submits jobs and returns; run the tokenizer, shards "
                 "and train stages afterwards with the local executor (remove them from this file)"
             )
-        self._executor_class()  # imports ray or checks slurm options now, not after hours of work
+        self._executor_options(Job("check", [], []))  # bad options fail now, not after hours of work
 
     def _executor_class(self):
         kind = self.cfg.executor["type"]
@@ -106,7 +106,7 @@ class Runner:
 
         return SlurmPipelineExecutor
 
-    def _make_executor(self, job: Job, depends=None):
+    def _executor_options(self, job: Job) -> dict:
         import inspect
 
         ex = dict(self.cfg.executor)
@@ -116,8 +116,6 @@ class Runner:
         if "workers" in ex:
             ex["workers"] = min(ex["workers"], ex["tasks"]) if ex["workers"] > 0 else ex["workers"]
         ex["logging_dir"] = str(self.out / "logs" / job.name)
-        if depends is not None:
-            ex["depends"] = depends
         params = inspect.signature(cls.__init__).parameters
         unknown = [k for k in ex if k not in params]
         if unknown:
@@ -125,11 +123,14 @@ class Runner:
                 f"{self.cfg.source}: executor option {unknown[0]!r} is unknown for {self.cfg.executor['type']}. "
                 f"Valid options: {', '.join(p for p in params if p not in ('self', 'pipeline'))}"
             )
-        return cls(pipeline=job.steps, **ex)
+        return ex
+
+    def _make_executor(self, job: Job):
+        return self._executor_class()(pipeline=job.steps, **self._executor_options(job))
 
     # ------------------------------------------------------------ jobs
-    def plan(self) -> list[Job | tuple]:
-        """Split the steps at barriers. Returns Jobs, and ('barrier', index, folder) markers."""
+    def plan(self) -> list[Job]:
+        """Split the steps at barriers into executor jobs."""
         plan, steps, owners = [], [], []
         segment = 0
         for index, step in enumerate(self.steps):
@@ -142,7 +143,7 @@ class Runner:
                 plan.append(Job(f"{segment:02d}-steps", steps + [signatures, writer], owners + [owner, None]))
                 plan.append(Job(f"{segment:02d}-{step.yaml_name}", [clusters], [owner], tasks=1))
                 segment += 1
-                steps, owners = [("reader", str(work)), filt], [None, owner]
+                steps, owners = [DeferredJsonlReader([str(work / "*.jsonl.gz")]), filt], [None, owner]
                 continue
             steps.append(step)
             owners.append(owner)
@@ -152,11 +153,16 @@ class Runner:
     def run_steps(self) -> tuple[list[StepSummary], float]:
         start = time.time()
         summaries = [StepSummary(sc.name, sc.index) for sc in self.cfg.steps]
-        for job in self.plan():
-            # a reader of the previous job's output can only be built once that output exists
-            job.steps = [
-                JsonlReader([os.path.join(s[1], "*.jsonl.gz")]) if isinstance(s, tuple) else s for s in job.steps
-            ]
+        jobs = self.plan()
+        if self.cfg.executor["type"] == "slurm":
+            # Slurm runs the jobs later, each after the one before: chain them and submit
+            executor = None
+            for job in jobs:
+                executor = self._executor_class()(pipeline=job.steps, depends=executor, **self._executor_options(job))
+            executor.run()
+            logger.success(f"corpus: submitted {len(jobs)} Slurm jobs; logs and stats under {self.out / 'logs'}")
+            return summaries, time.time() - start
+        for job in jobs:
             logger.info(f"corpus: job {job.name}: {' → '.join(type(s).__name__ for s in job.steps)}")
             job_start = time.time()
             self._make_executor(job).run()

@@ -70,8 +70,11 @@ class FileReader(PipelineStep):
         super().__init__()
         self.paths = paths
         self.limit = limit
-        self.files = expand_paths(paths)
+        self.files = self.expand()
         self._last_log = 0.0
+
+    def expand(self) -> list[tuple[str, str, str]]:
+        return expand_paths(self.paths)
 
     def open(self, url: str, protocol: str, compression: str | None = "infer"):
         full = url if protocol in ("file", "local") else f"{protocol}://{url}"
@@ -87,6 +90,8 @@ class FileReader(PipelineStep):
     def run(self, data: DocumentsPipeline = None, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
         if data:
             yield from data
+        if self.files is None:
+            self.files = expand_paths(self.paths)
         mine = self.files[rank::world_size]
         count = 0
         for fi, (url, protocol, rel) in enumerate(mine):
@@ -283,6 +288,14 @@ class JsonlReader(FileReader):
                     self.skip("no_text", f"{url}:{li + 1}", f"no string {self.text_key!r}")
                     continue
                 yield doc
+
+
+class DeferredJsonlReader(JsonlReader):
+    """Reads files that an earlier job of the same run will write: globs are expanded when the
+    task starts, not when the pipeline is built (the runner's plumbing; not a YAML step)."""
+
+    def expand(self):
+        return None
 
 
 @register("parquet_reader")

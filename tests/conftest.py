@@ -1,0 +1,32 @@
+"""Shared fixtures. Real test data lives beside the project in ../shared/data (see its README);
+tests that need it skip with a clear message when it is absent."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("CORPUS_SHARED_DATA", ROOT.parent / "shared" / "data"))
+CORPUS = [sys.executable, "-m", "corpus.cli"]
+
+
+def shared_path(*parts: str) -> Path:
+    path = SHARED.joinpath(*parts)
+    if not path.exists():
+        pytest.skip(f"shared test data {path} is absent (see ../shared/data/README.md)")
+    return path
+
+
+@pytest.fixture
+def shared():
+    return shared_path
+
+
+@pytest.fixture(autouse=True)
+def _quiet_threads(monkeypatch):
+    # torch on 2 threads slows down 10x while another process keeps a core busy
+    monkeypatch.setenv("OMP_WAIT_POLICY", "PASSIVE")
