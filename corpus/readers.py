@@ -150,7 +150,7 @@ def decode_html(body: bytes, content_type: str | None) -> tuple[str | None, str]
 
 
 def _is_warc_name(name: str) -> bool:
-    return bool(re.search(r"\.(warc|arc)(\.gz)?$", name, re.I))
+    return bool(re.search(r"\.(warc|arc|wet)(\.wet)?(\.gz)?$", name, re.I))
 
 
 @register("warc_reader")
@@ -166,7 +166,7 @@ class WarcReader(FileReader):
         self.max_bytes = max_bytes
         self.files = [f for f in self.files if _is_warc_name(f[0])]
         if not self.files:
-            raise InputError(f"no .warc/.warc.gz/.arc/.arc.gz file among {paths}")
+            raise InputError(f"no .warc, .arc or .wet file (optionally .gz) among {paths}")
 
     def read_file(self, url, protocol, rel):
         from warcio.archiveiterator import ArchiveIterator

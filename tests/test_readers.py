@@ -1,0 +1,123 @@
+"""Readers on real WARCs and files: multilingual decoding, and bad input as counted skips."""
+
+import gzip
+import json
+
+import pytest
+
+from corpus.readers import FilesReader, HFDatasetReader, InputError, JsonlReader, ParquetReader, WarcReader
+
+
+def read(step, rank=0, world_size=1):
+    return list(step.run(None, rank, world_size))
+
+
+def counts(step):
+    return {k: int(v.total) for k, v in step.stats.stats.items()}
+
+
+def test_warc_common_crawl_multilingual(shared):
+    step = WarcReader([str(shared("warc", "resiliparse", "warcfile.warc.gz"))])
+    docs = read(step)
+    assert len(docs) == 16  # 16 HTML responses
+    assert len({d.id for d in docs}) == 16
+    assert all(d.metadata["url"].startswith("http") and d.metadata["date"] for d in docs)
+    text = "".join(d.text for d in docs)
+    assert any("\u4e00" <= c <= "\u9fff" for c in text), "Chinese pages decoded"
+    assert any("\u0400" <= c <= "\u04ff" for c in text), "Russian pages decoded"
+    assert "\ufffd" not in text
+
+
+def test_warc_old_format_japanese_euc_jp(shared):
+    docs = read(WarcReader([str(shared("warc", "resiliparse", "clueweb-quirk.warc.gz"))]))
+    assert len(docs) == 29
+    assert all(any("\u3040" <= c <= "\u30ff" for c in d.text) for d in docs), "EUC-JP pages decoded to Japanese"
+
+
+def test_truncated_record_is_a_counted_skip(shared):
+    step = WarcReader([str(shared("warc", "resiliparse", "clipped.warc.gz")), str(shared("warc", "resiliparse", "warcfile.warc.gz"))])
+    docs = read(step)
+    assert counts(step)["skipped_truncated_record"] == 1
+    assert len(docs) == 16  # the other file loses nothing
+
+
+def test_corrupt_files_do_not_stop_the_run(shared):
+    warcio = shared("warc", "warcio")
+    step = WarcReader([str(warcio / "*.warc*"), str(warcio / "*.arc*")])
+    docs = read(step)
+    c = counts(step)
+    assert c.get("skipped_corrupt_file", 0) >= 2  # non-chunked gzip, a WARC that is really HTML
+    assert c["files"] == len(step.files)
+    assert any(d.metadata["url"].startswith("http://example.com") for d in docs)  # ARC records read too
+
+
+def test_only_warc_files_are_read(shared, tmp_path):
+    with pytest.raises(InputError, match="no .warc, .arc or .wet"):
+        WarcReader([str(shared("warc", "commoncrawl-whirlwind", "LICENSE"))])
+
+
+def test_wet_conversion_records_are_text(shared):
+    docs = read(WarcReader([str(shared("warc", "commoncrawl-whirlwind", "whirlwind.warc.wet.gz"))]))
+    assert len(docs) == 1 and docs[0].metadata["content_type"] == "text/plain"
+
+
+def test_files_shared_between_tasks(shared):
+    paths = [str(shared("warc", "dolma") / "*.warc.gz")]
+    all_ids = {d.id for d in read(WarcReader(paths))}
+    parts = [{d.id for d in read(WarcReader(paths), r, 2)} for r in range(2)]
+    assert parts[0] and parts[1] and not parts[0] & parts[1] and parts[0] | parts[1] == all_ids
+
+
+def test_jsonl_reader_skips_bad_lines(tmp_path):
+    p = tmp_path / "a.jsonl.gz"
+    with gzip.open(p, "wt") as f:
+        f.write(json.dumps({"id": "1", "text": "one", "url": "u"}) + "\n")
+        f.write("{not json\n")
+        f.write(json.dumps({"id": "2", "body": "no text"}) + "\n")
+        f.write(json.dumps({"id": "3", "text": "three", "metadata": {"language": "en"}}) + "\n")
+    step = JsonlReader([str(p)])
+    docs = read(step)
+    assert [d.id for d in docs] == ["1", "3"]
+    assert docs[0].metadata["url"] == "u" and docs[1].metadata["language"] == "en"
+    assert counts(step)["skipped_bad_json"] == 1 and counts(step)["skipped_no_text"] == 1
+
+
+def test_parquet_reader(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    pq.write_table(pa.table({"id": ["a", "b"], "text": ["x y", "z"], "lang": ["en", "fr"]}), tmp_path / "d.parquet")
+    docs = read(ParquetReader([str(tmp_path / "*.parquet")]))
+    assert [(d.id, d.text, d.metadata["lang"]) for d in docs] == [("a", "x y", "en"), ("b", "z", "fr")]
+
+
+def test_files_reader_ids_gzip_and_bad_bytes(tmp_path):
+    root = tmp_path / "site"
+    (root / "sub").mkdir(parents=True)
+    (root / "a.txt").write_text("alpha 中文")
+    with gzip.open(root / "sub" / "b.txt.gz", "wt") as f:
+        f.write("beta")
+    (root / "bad.txt").write_bytes(b"caf\xe9 \xff")
+    (root / "bin.txt").write_bytes(b"\x00\x01\x02binary")
+    (root / "empty.txt").write_text("   \n")
+    step = FilesReader([str(root / "**" / "*.txt*")])
+    docs = {d.id: d.text for d in read(step)}
+    assert docs == {"a.txt": "alpha 中文", "sub/b.txt": "beta"}
+    c = counts(step)
+    assert c["skipped_invalid_utf8"] == 1 and c["skipped_binary_payload"] == 1 and c["skipped_empty"] == 1
+    replaced = {d.id: d.text for d in read(FilesReader([str(root / "bad.txt")], errors="replace"))}
+    assert replaced["bad.txt"].startswith("caf\ufffd")
+
+
+def test_hf_dataset_from_disk(tmp_path):
+    import datasets
+
+    datasets.Dataset.from_dict({"text": [f"doc {i}" for i in range(10)], "lang": ["en"] * 10}).save_to_disk(tmp_path / "ds")
+    step = HFDatasetReader(path=str(tmp_path / "ds"))
+    parts = [read(HFDatasetReader(path=str(tmp_path / "ds")), r, 3) for r in range(3)]
+    texts = [d.text for p in parts for d in p]
+    assert sorted(texts) == sorted(f"doc {i}" for i in range(10))
+    assert len({d.id for p in parts for d in p}) == 10
+    assert read(step)[0].metadata["lang"] == "en"
+    with pytest.raises(InputError):
+        HFDatasetReader(path=str(tmp_path / "missing"))
