@@ -1,0 +1,96 @@
+"""minhash_dedup: exact and near duplicates found (Chinese too), distinct pages kept, a
+deterministic keep rule, and the same kept set whatever the number of tasks."""
+
+import json
+
+import pytest
+from datatrove.data import Document
+
+from corpus.config import config_from_dict
+from corpus.extract import TrafilaturaExtractor
+from corpus.pipeline import Runner
+from corpus.readers import WarcReader
+from filters.dedup import MinhashDedup
+from filters.language import LanguageID
+
+
+def run_dedup(docs, tmp_path, **params):
+    """The three stages as the runner chains them, on one task."""
+    sig, clusters, filt = MinhashDedup(**params).stages(str(tmp_path / "dedup"))
+    passed = list(sig.run(iter(docs)))
+    list(clusters.run(None))
+    kept = list(filt.run(iter(passed)))
+    report = [json.loads(line) for line in (tmp_path / "dedup" / "clusters.jsonl").read_text().splitlines()]
+    return kept, report, filt
+
+
+@pytest.fixture(scope="module")
+def pages():
+    from tests.conftest import shared_path
+
+    reader = WarcReader([str(shared_path("warc", "resiliparse", "warcfile.warc.gz"))])
+    docs = list(LanguageID().run(TrafilaturaExtractor().run(reader.run())))
+    return {lang: [d for d in docs if d.metadata["language"] == lang and len(d.text) > 800] for lang in ("zh", "en", "ru")}
+
+
+def variant(doc, new_id, nav):
+    """The same page as served again: other navigation, another date line."""
+    return Document(text=nav + "\n" + doc.text + "\n更新日期：2024-05-06 · Updated 2024", id=new_id, metadata=dict(doc.metadata))
+
+
+def test_chinese_near_duplicates_found_and_distinct_pages_kept(pages, tmp_path):
+    zh = pages["zh"]
+    assert len(zh) >= 2
+    docs = list(zh) + [variant(zh[0], "copy-of-0", "首页 | 新闻 | 体育 | 财经 | 娱乐 | 联系我们")]
+    kept, report, filt = run_dedup(docs, tmp_path)
+    kept_ids = {d.id for d in kept}
+    assert "copy-of-0" not in kept_ids or zh[0].id not in kept_ids
+    assert all(d.id in kept_ids for d in zh[1:]), "distinct Chinese pages are not merged"
+    assert len(report) == 1 and report[0]["removed"][0]["reason"] == "near_duplicate"
+    assert report[0]["removed"][0]["similarity"] >= 0.8
+    assert int(filt.stats["dropped_near_duplicate"].total) == 1
+
+
+def test_exact_duplicates_and_keep_rule(pages, tmp_path):
+    en = pages["en"][0]
+    a = Document(text=en.text, id="b-low", metadata={"quality_score": 0.2})
+    b = Document(text=en.text.upper(), id="a-high", metadata={"quality_score": 0.9})  # same after normalisation
+    c = Document(text=en.text, id="c-low", metadata={"quality_score": 0.2})
+    kept, report, _ = run_dedup([a, b, c] + pages["ru"], tmp_path)
+    ids = [d.id for d in kept]
+    assert "a-high" in ids and "b-low" not in ids and "c-low" not in ids  # highest quality_score kept
+    assert all(d.id in ids for d in pages["ru"])
+    entry = report[0]
+    assert entry["kept"] == "a-high" and {r["reason"] for r in entry["removed"]} == {"exact_duplicate"}
+    assert next(d for d in kept if d.id == "a-high").metadata["dedup_cluster"] == "a-high"
+
+
+def test_below_threshold_is_kept(pages, tmp_path):
+    zh = pages["zh"][0]
+    half = Document(text=zh.text[: len(zh.text) // 2], id="half", metadata={})
+    kept, report, _ = run_dedup([zh, half], tmp_path, threshold=0.8)
+    assert {d.id for d in kept} == {zh.id, "half"} and report == []
+
+
+@pytest.mark.parametrize("tasks", [1, 3])
+def test_same_kept_set_for_any_task_count(pages, tmp_path, tasks):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    docs = pages["zh"] + pages["en"] + pages["ru"]
+    for i, d in enumerate(docs):
+        (folder / f"{i:03d}.txt").write_text(d.text)
+    (folder / "dup-a.txt").write_text(docs[0].text)
+    (folder / "dup-b.txt").write_text(variant(docs[1], "x", "首页 | 新闻 | 联系我们").text)
+    cfg = config_from_dict({
+        "output_dir": str(tmp_path / "run"),
+        "executor": {"type": "local", "tasks": tasks, "workers": 1},
+        "steps": [{"files_reader": {"paths": [str(folder / "*.txt")]}}, {"minhash_dedup": {}}, {"jsonl_writer": {}}],
+    })
+    summary = Runner(cfg).run()
+    dedup = summary["steps"][1]
+    assert dedup["documents_in"] == len(docs) + 2 and dedup["documents_out"] == len(docs)
+    assert dedup["dropped"] == {"exact_duplicate": 1, "near_duplicate": 1}
+    import gzip
+    kept = sorted(json.loads(line)["id"] for f in (tmp_path / "run" / "docs").glob("*.jsonl.gz") for line in gzip.open(f, "rt"))
+    # keep rule: equal quality, so the longest (the variant with navigation), then the smallest id
+    assert kept == sorted(["dup-b.txt"] + [f"{i:03d}.txt" for i in range(len(docs)) if i != 1])
