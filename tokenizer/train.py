@@ -198,10 +198,20 @@ def train_tokenizer(inputs, out_dir: str | Path, cfg: TokenizerConfig) -> dict:
     )
     out_dir.mkdir(parents=True, exist_ok=True)
     prefix = out_dir / f".tokenizer.tmp-{os.getpid()}"
-    try:
-        spm.SentencePieceTrainer.train(sentence_iterator=iter(lines), model_prefix=str(prefix), **trainer_options(cfg))
-    except RuntimeError as e:
-        raise ValueError(f"tokenizer: sentencepiece failed: {e}") from None
+    options = trainer_options(cfg)
+    while True:
+        try:
+            spm.SentencePieceTrainer.train(sentence_iterator=iter(lines), model_prefix=str(prefix), **options)
+            break
+        except RuntimeError as e:
+            # many scripts, small vocabulary: the characters at this coverage do not fit. Cover
+            # fewer as single pieces (byte fallback still encodes the rest, losslessly).
+            if "smaller than required_chars" in str(e) and options["character_coverage"] > 0.95:
+                options["character_coverage"] = round(1 - (1 - options["character_coverage"]) * 3, 6)
+                logger.warning(f"tokenizer: vocab_size {cfg.vocab_size} cannot hold every character at this "
+                               f"coverage; retrying with character_coverage {options['character_coverage']}")
+                continue
+            raise ValueError(f"tokenizer: sentencepiece failed: {e}") from None
     os.replace(f"{prefix}.vocab", out_dir / "tokenizer.vocab")
     os.replace(f"{prefix}.model", out_dir / "tokenizer.model")
     train_seconds = time.time() - t0
@@ -214,7 +224,7 @@ def train_tokenizer(inputs, out_dir: str | Path, cfg: TokenizerConfig) -> dict:
         roundtrip_fail += tok.decode(ids) != text
     card = {
         "settings": settings,
-        "trainer_options": {k: v for k, v in trainer_options(cfg).items() if k != "num_threads"},
+        "trainer_options": {k: v for k, v in options.items() if k != "num_threads"},
         "sentencepiece_version": spm.__version__,
         "vocab_size": tok.vocab_size,
         "eos_id": tok.eos_id,
