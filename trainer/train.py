@@ -98,7 +98,9 @@ def evaluate(model, batches: Batches, cfg: TrainConfig, device: str, dtype) -> f
     return float(np.mean(losses))
 
 
-def train(shards_dir: str | Path, out_dir: str | Path, cfg: TrainConfig) -> dict:
+def train(shards_dir: str | Path, out_dir: str | Path, cfg: TrainConfig, stop_at: int | None = None) -> dict:
+    """Train (or resume) up to ``cfg.max_steps``; ``stop_at`` ends this run earlier, as an
+    interruption would, leaving the checkpoint of the last evaluation to resume from."""
     shards_dir, out_dir = Path(shards_dir), Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     if cfg.threads > 0:
@@ -153,7 +155,7 @@ def train(shards_dir: str | Path, out_dir: str | Path, cfg: TrainConfig) -> dict
     model.train()
     t_log, tokens_since = time.time(), 0
     loss_value = None
-    while step < cfg.max_steps:
+    while step < (cfg.max_steps if stop_at is None else min(stop_at, cfg.max_steps)):
         lr = lr_at(step, cfg)
         for group in optimizer.param_groups:
             group["lr"] = lr
