@@ -33,7 +33,7 @@ class ConfigError(Exception):
     """A problem with the pipeline file, reported before any work starts."""
 
 
-TOP_LEVEL = ("name", "output_dir", "executor", "steps", "tokenizer", "shards", "train")
+TOP_LEVEL = ("name", "output_dir", "executor", "save_removed", "steps", "tokenizer", "shards", "train")
 EXECUTOR_TYPES = ("local", "ray", "slurm")
 
 
@@ -53,6 +53,7 @@ class PipelineConfig:
     tokenizer: Any = None  # tokenizer.train.TokenizerConfig
     shards: Any = None  # tokenizer.encode.ShardsConfig
     train: Any = None  # trainer.config.TrainConfig
+    save_removed: bool = False  # write what each filter drops to removed/<NN>-<step>/
     source: str = "<config>"
     raw: dict = field(default_factory=dict)  # resolved YAML, written to the run folder
 
@@ -158,6 +159,9 @@ def config_from_dict(raw: Any, source: str = "<config>", overrides: list[str] = 
             raise ConfigError(f"{source}: executor.{key} must be an integer, got {executor[key]!r}")
 
     steps = _validate_steps(raw.get("steps"), source)
+    save_removed = raw.get("save_removed", False)
+    if not isinstance(save_removed, bool):
+        raise ConfigError(f"{source}: 'save_removed' must be true or false, got {save_removed!r}")
 
     from tokenizer.encode import ShardsConfig
     from tokenizer.train import TokenizerConfig
@@ -177,6 +181,7 @@ def config_from_dict(raw: Any, source: str = "<config>", overrides: list[str] = 
         output_dir=Path(output_dir),
         steps=steps,
         executor=executor,
+        save_removed=save_removed,
         source=source,
         raw=raw,
         **stages,

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import yaml
 from datatrove.pipeline.base import PipelineStep
+from datatrove.pipeline.filters.base_filter import BaseFilter
 from loguru import logger
 
 from corpus.config import ConfigError, PipelineConfig
@@ -148,6 +149,12 @@ class Runner:
             steps.append(step)
             owners.append(owner)
         plan.append(Job(f"{segment:02d}-steps", steps, owners))
+        if self.cfg.save_removed:
+            for job in plan:
+                for step, owner in zip(job.steps, job.owners):
+                    if isinstance(step, BaseFilter) and owner is not None:
+                        name = self.cfg.steps[owner].name
+                        step.exclusion_writer = JsonlWriter(str(self.out / "removed" / f"{owner + 1:02d}-{name}"))
         return plan
 
     def run_steps(self) -> tuple[list[StepSummary], float]:

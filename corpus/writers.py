@@ -20,21 +20,30 @@ TMP = "_tmp"
 
 
 class AtomicWriter:
-    """Mixin for datatrove DiskWriters whose file name is ``${rank}.<ext>``."""
+    """Mixin for datatrove DiskWriters whose file name is ``${rank}.<ext>``: files are written
+    under ``_tmp/`` and renamed into place when the writer closes (after the last document of a
+    task, also when the writer serves as a filter's exclusion writer)."""
 
     output_param = "path"  # the runner resolves it against the run folder
     extension: str
 
     def _get_output_filename(self, document, rank=0, **kwargs):
-        return f"{TMP}/" + super()._get_output_filename(document, rank, **kwargs)
+        name = super()._get_output_filename(document, rank, **kwargs)
+        if str(rank) != "XXXXX":  # datatrove also asks for a name template to count files
+            self.__dict__.setdefault("_pending", set()).add(name)
+        return f"{TMP}/{name}"
 
     def run(self, data: DocumentsPipeline, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
         final = f"{rank:05d}{self.extension}"
-        if self.output_folder.exists(final):
+        if self.output_folder.exists(final):  # an earlier, interrupted attempt of this task
             self.output_folder.rm(final)
-        yield from super().run(data, rank, world_size)  # closes its files when the data ends
-        if self.output_folder.exists(f"{TMP}/{final}"):
-            self.output_folder.mv(f"{TMP}/{final}", final)
+        yield from super().run(data, rank, world_size)  # closes (and so publishes) its files at the end
+
+    def close(self):
+        super().close()
+        for name in sorted(self.__dict__.pop("_pending", ())):
+            if self.output_folder.exists(f"{TMP}/{name}"):
+                self.output_folder.mv(f"{TMP}/{name}", name)
 
 
 @register("jsonl_writer")

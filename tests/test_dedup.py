@@ -1,6 +1,7 @@
 """minhash_dedup: exact and near duplicates found (Chinese too), distinct pages kept, a
 deterministic keep rule, and the same kept set whatever the number of tasks."""
 
+import gzip
 import json
 
 import pytest
@@ -84,13 +85,16 @@ def test_same_kept_set_for_any_task_count(pages, tmp_path, tasks):
     cfg = config_from_dict({
         "output_dir": str(tmp_path / "run"),
         "executor": {"type": "local", "tasks": tasks, "workers": 1},
+        "save_removed": True,
         "steps": [{"files_reader": {"paths": [str(folder / "*.txt")]}}, {"minhash_dedup": {}}, {"jsonl_writer": {}}],
     })
     summary = Runner(cfg).run()
     dedup = summary["steps"][1]
     assert dedup["documents_in"] == len(docs) + 2 and dedup["documents_out"] == len(docs)
     assert dedup["dropped"] == {"exact_duplicate": 1, "near_duplicate": 1}
-    import gzip
     kept = sorted(json.loads(line)["id"] for f in (tmp_path / "run" / "docs").glob("*.jsonl.gz") for line in gzip.open(f, "rt"))
+    removed = [json.loads(line) for f in (tmp_path / "run" / "removed" / "02-minhash_dedup").glob("*.jsonl.gz")
+               for line in gzip.open(f, "rt")]
+    assert sorted(r["metadata"]["filter_reason"] for r in removed) == ["exact_duplicate", "near_duplicate"]
     # keep rule: equal quality, so the longest (the variant with navigation), then the smallest id
     assert kept == sorted(["dup-b.txt"] + [f"{i:03d}.txt" for i in range(len(docs)) if i != 1])
