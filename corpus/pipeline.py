@@ -137,14 +137,13 @@ class Runner:
         for index, step in enumerate(self.steps):
             owner = getattr(step, "yaml_index", index)
             if getattr(step, "barrier", False):
-                folder = str(self.out / "dedup")
-                signatures, clusters, filt = step.stages(folder)
+                first, middle, last = step.stages(str(self.out / "dedup"))
                 work = self.out / "work" / f"{segment:02d}"
-                writer = JsonlWriter(str(work))
-                plan.append(Job(f"{segment:02d}-steps", steps + [signatures, writer], owners + [owner, None]))
-                plan.append(Job(f"{segment:02d}-{step.yaml_name}", [clusters], [owner], tasks=1))
+                plan.append(Job(f"{segment:02d}-steps", steps + [first, JsonlWriter(str(work))], owners + [owner, None]))
+                for k, (stage, tasks) in enumerate(middle):
+                    plan.append(Job(f"{segment:02d}-{step.yaml_name}-{k + 1}", [stage], [owner], tasks=tasks))
                 segment += 1
-                steps, owners = [DeferredJsonlReader([str(work / "*.jsonl.gz")]), filt], [None, owner]
+                steps, owners = [DeferredJsonlReader([str(work / "*.jsonl.gz")]), last], [None, owner]
                 continue
             steps.append(step)
             owners.append(owner)

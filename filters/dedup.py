@@ -1,21 +1,31 @@
-"""Near-duplicate removal with MinHash (datasketch), in three stages.
+"""Exact and near-duplicate removal with MinHash, in stages that scale across tasks and machines.
 
-``minhash_dedup`` needs to see every document before it can decide which to drop, so the
-runner splits the pipeline around it (a *barrier* step):
+``minhash_dedup`` must see every document before it can decide, so the runner splits the
+pipeline around it (a *barrier* step) into four stages, each a datatrove step that any executor
+(local, Ray, Slurm) runs:
 
-1. ``signatures`` (every task, at the end of the steps before it): normalises the text,
-   shingles it (word 5-grams; character 5-grams for Chinese, Japanese, Thai...), computes a
-   MinHash signature and a content hash, and writes them to ``dedup/signatures/<rank>.npz``.
-   The documents themselves are written to the run's ``work/`` folder.
-2. ``clusters`` (one task): exact duplicates by content hash first, then candidate pairs from
-   datasketch's ``MinHashLSH`` (bands chosen from the Jaccard ``threshold``), each candidate pair
-   checked on its estimated Jaccard, clusters by union-find. One document is kept per cluster:
-   the highest ``quality_score``, then the longest text, then the smallest id. Writes
-   ``dedup/clusters.jsonl`` (cluster, kept id, removed ids with estimated similarity) and
-   ``dedup/removed.json``.
-3. ``filter`` (every task, first of the steps after it): drops the removed documents (reasons
-   ``exact_duplicate`` and ``near_duplicate``) and stores ``metadata.dedup_cluster`` on the
-   members of a cluster.
+1. **signatures** (every task, last of the steps before it). Text is normalised (Unicode NFKC,
+   case, punctuation, digits, whitespace) and cut into shingles: word 5-grams, or character
+   5-grams for Chinese, Japanese, Thai and other scripts written without spaces. Signatures use
+   datasketch's MinHash scheme (``affine32``: the MurmurHash3 pre-mix, then ``a*h + b`` mod 2^32
+   with datasketch's own permutation parameters), computed for thousands of documents at once
+   with numpy instead of shingle by shingle; a test checks they equal datasketch's own
+   ``MinHash.update_batch`` bit for bit. Each task writes its signatures, a band hash per LSH
+   band plus a content hash (the exact-duplicate "band"), each band's hashes *sorted*, and a
+   small table of (id, quality_score, length).
+2. **pairs** (one task per group of bands). For each band, the tasks' sorted files are merged
+   (a stable sort of sorted runs); documents sharing a band hash are candidates, and each
+   candidate pair is checked on its estimated Jaccard (the share of equal signature values)
+   before it counts. Bands are laid out by datasketch's ``_optimal_param`` for
+   ``band_threshold`` (default ``threshold - 0.1``): bands tuned at the threshold itself miss
+   many pairs just above it, and the check keeps loose bands from chaining unrelated documents.
+3. **clusters** (one task). Verified pairs are joined by union-find; memory grows with the
+   number of duplicate pairs, not with the number of documents. One document is kept per
+   cluster: the highest ``quality_score``, then the longest text, then the smallest id. Writes
+   ``clusters.jsonl`` (cluster, kept id, removed ids with reason and estimated similarity).
+4. **filter** (every task, first of the steps after it). Drops the removed documents, with
+   reason ``exact_duplicate`` (same normalised text as the kept one) or ``near_duplicate``, and
+   stores ``metadata.dedup_cluster`` on every member of a cluster.
 """
 
 from __future__ import annotations
@@ -24,8 +34,10 @@ import hashlib
 import json
 import os
 import unicodedata
+from dataclasses import dataclass
 
 import numpy as np
+import pyarrow as pa
 import regex
 from datatrove.data import Document, DocumentsPipeline
 from datatrove.pipeline.base import PipelineStep
@@ -38,7 +50,8 @@ from filters.heuristics import is_unspaced
 
 _PUNCT = regex.compile(r"[\p{P}\p{S}]+")
 _DIGITS = regex.compile(r"\d")
-_UNSPACED_CHAR = regex.compile(r"\p{Han}|\p{Hiragana}|\p{Katakana}|\p{Thai}|\p{Lao}|\p{Khmer}|\p{Myanmar}")
+_PRIME = np.uint64(0x9E3779B97F4A7C15)  # odd multiplier that combines unit hashes into a shingle hash
+KEY = "dedup_key"  # metadata set by the signatures stage, read (and removed) by the filter
 
 
 def normalize(text: str) -> str:
@@ -48,28 +61,321 @@ def normalize(text: str) -> str:
     return " ".join(text.split())
 
 
-def shingles(text: str, n: int, unspaced: bool) -> set[bytes]:
+def units(text: str, unspaced: bool) -> list[str]:
+    """Words, or characters for scripts written without spaces (spaces themselves dropped)."""
     norm = normalize(text)
-    if unspaced:  # characters, not words: drop the spaces between CJK characters
-        units = [c for c in norm if not c.isspace()]
-        sep = ""
-    else:
-        units = norm.split()
-        sep = " "
-    if len(units) < n:
-        return {sep.join(units).encode()} if units else set()
-    return {sep.join(units[i : i + n]).encode() for i in range(len(units) - n + 1)}
+    return [c for c in norm if c != " "] if unspaced else norm.split()
+
+
+# ------------------------------------------------------------------ hashing
+
+
+def _unit_hash(u: str) -> int:
+    import xxhash
+
+    return xxhash.xxh64_intdigest(u.encode("utf-8", "surrogatepass"))
+
+
+def shingle_hash(shingle: tuple[str, ...]) -> int:
+    """The 32-bit hash of one shingle, as a plain function: datasketch's ``hashfunc``.
+    (``shingle_hashes`` computes the same for every shingle of a document at once.)"""
+    c = 0
+    for u in shingle:
+        c = (c * int(_PRIME) + _unit_hash(u)) % 2**64
+    return (c ^ (c >> 32)) & 0xFFFFFFFF
+
+
+class ShingleHasher:
+    """Unit hashes cached per process: real text repeats its words."""
+
+    def __init__(self, ngram: int, cache_size: int = 2_000_000):
+        self.ngram, self.cache, self.cache_size = ngram, {}, cache_size
+        self.powers = np.array([_PRIME ** np.uint64(ngram - 1 - j) for j in range(ngram)], dtype=np.uint64)
+
+    def __call__(self, us: list[str]) -> np.ndarray:
+        """Unique 32-bit shingle hashes of a document's units."""
+        if not us:
+            return np.zeros(0, np.uint32)
+        cache = self.cache
+        if len(cache) > self.cache_size:
+            cache.clear()
+        h = np.fromiter((cache[u] if u in cache else cache.setdefault(u, _unit_hash(u)) for u in us),
+                        dtype=np.uint64, count=len(us))
+        n = min(self.ngram, len(h))
+        m = len(h) - n + 1
+        with np.errstate(over="ignore"):
+            c = np.zeros(m, np.uint64)
+            for j in range(n):  # Horner's rule, vectorised over all shingles (mod 2^64)
+                c = c * _PRIME + h[j : j + m]
+            x = (c ^ (c >> np.uint64(32))) & np.uint64(0xFFFFFFFF)
+        return np.unique(x.astype(np.uint32))
+
+
+@dataclass
+class MinhashParams:
+    threshold: float
+    num_perm: int
+    ngram: int
+    seed: int
+    bands: int
+    rows: int
+
+    def permutations(self):
+        """datasketch's own permutation parameters for this seed and size."""
+        from datasketch import MinHash
+
+        m = MinHash(num_perm=self.num_perm, seed=self.seed, scheme="affine32")
+        a, b = m.permutations
+        return a.astype(np.uint32), b.astype(np.uint32)
+
+
+def _fmix32(h: np.ndarray) -> np.ndarray:
+    from datasketch.minhash import _fmix
+
+    return _fmix(h, 32)
+
+
+def minhash_batch(hash_sets: list[np.ndarray], a: np.ndarray, b: np.ndarray, chunk: int = 65_536) -> np.ndarray:
+    """Signatures of many documents at once: (documents, num_perm) uint32, equal to datasketch's
+    ``MinHash(scheme="affine32").update_batch`` per document. An empty set gives the empty sketch."""
+    out = np.full((len(hash_sets), len(a)), np.iinfo(np.uint32).max, dtype=np.uint32)
+    start = 0
+    while start < len(hash_sets):
+        stop, total = start, 0
+        while stop < len(hash_sets) and (total == 0 or total + len(hash_sets[stop]) <= chunk):
+            total += len(hash_sets[stop])
+            stop += 1
+        sizes = np.array([len(s) for s in hash_sets[start:stop]])
+        nonempty = np.flatnonzero(sizes)
+        if len(nonempty):
+            hv = _fmix32(np.concatenate([hash_sets[start + i] for i in nonempty]))
+            with np.errstate(over="ignore"):
+                phv = hv[:, None] * a[None, :] + b[None, :]  # uint32 wraparound is the mod 2^32
+            offsets = np.concatenate([[0], np.cumsum(sizes[nonempty])[:-1]])
+            out[start + nonempty] = np.minimum.reduceat(phv, offsets, axis=0)
+        start = stop
+    return out
+
+
+def band_hashes(sig: np.ndarray, bands: int, rows: int) -> np.ndarray:
+    """(documents, bands) uint64: one hash per band of ``rows`` signature values."""
+    mult = np.random.default_rng(0x5EED).integers(1, 2**63, size=rows, dtype=np.uint64) * np.uint64(2) + np.uint64(1)
+    out = np.zeros((sig.shape[0], bands), np.uint64)
+    with np.errstate(over="ignore"):
+        for k in range(bands):
+            block = sig[:, k * rows : (k + 1) * rows].astype(np.uint64)
+            h = (block * mult[None, :]).sum(axis=1, dtype=np.uint64) + np.uint64(k)
+            out[:, k] = h ^ (h >> np.uint64(31))
+    return out
+
+
+# ------------------------------------------------------------------ the step and its stages
+
+
+@register("minhash_dedup")
+class MinhashDedup(PipelineStep):
+    """Removes exact and near-duplicate documents (estimated Jaccard of shingles >= ``threshold``),
+    keeping one per cluster (highest quality_score, then longest, then smallest id). A barrier:
+    the runner splits it into signatures, pairs, clusters and filter stages."""
+
+    name = "🫂 minhash_dedup"
+    type = "🫂 - DEDUP"
+    barrier = True
+
+    def __init__(self, threshold: float = 0.8, num_perm: int = 128, ngram: int = 5, seed: int = 1,
+                 band_threshold: float | None = None):
+        super().__init__()
+        from datasketch.lsh import _optimal_param
+
+        if not 0 < threshold < 1:
+            raise ValueError("threshold must be between 0 and 1")
+        if num_perm < 16 or ngram < 1:
+            raise ValueError("num_perm must be at least 16 and ngram at least 1")
+        band_threshold = band_threshold if band_threshold is not None else max(0.05, threshold - 0.1)
+        bands, rows = _optimal_param(band_threshold, num_perm, 0.5, 0.5)
+        self.params = MinhashParams(threshold, num_perm, ngram, seed, bands, rows)
+        self.folder: str | None = None
+
+    def stages(self, folder: str):
+        """(signatures step, [(step, tasks) of the middle jobs], filter step), sharing ``folder``."""
+        self.folder = folder
+        return MinhashSignatures(self.params, folder), [(MinhashPairs(self.params, folder), None),
+                                                        (MinhashClusters(self.params, folder), 1)], MinhashFilter(folder)
+
+    def run(self, data: DocumentsPipeline, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
+        raise RuntimeError("minhash_dedup is a barrier step: the pipeline runner splits it into stages")
+
+
+def _paths(folder: str, rank: int) -> dict[str, str]:
+    return {
+        "sig": os.path.join(folder, "signatures", f"{rank:05d}.u32"),
+        "meta": os.path.join(folder, "signatures", f"{rank:05d}.arrow"),
+        "bands": os.path.join(folder, "bands", "{band:03d}", f"{rank:05d}.npy"),
+    }
+
+
+META_SCHEMA = pa.schema([("id", pa.string()), ("quality_score", pa.float64()), ("length", pa.int64()),
+                         ("content_hash", pa.uint64())])
+BUCKET_DTYPE = np.dtype([("hash", "<u8"), ("idx", "<u4")])
+PAIR_DTYPE = np.dtype([("ra", "<u4"), ("ia", "<u4"), ("rb", "<u4"), ("ib", "<u4"), ("sim", "<f4")])
+
+
+class MinhashSignatures(PipelineStep):
+    name = "🫂 minhash_dedup: signatures"
+    type = "🫂 - DEDUP"
+
+    def __init__(self, params: MinhashParams, folder: str, batch_docs: int = 2048):
+        super().__init__()
+        self.params, self.folder, self.batch_docs = params, folder, batch_docs
+
+    def run(self, data: DocumentsPipeline, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
+        p = self.params
+        a, b = p.permutations()
+        hasher = ShingleHasher(p.ngram)
+        paths = _paths(self.folder, rank)
+        os.makedirs(os.path.dirname(paths["sig"]), exist_ok=True)
+        band_parts: list[np.ndarray] = []
+        n = 0
+        with atomic_path(paths["sig"]) as sig_tmp, atomic_path(paths["meta"]) as meta_tmp:
+            with open(sig_tmp, "wb") as sig_file, pa.OSFile(str(meta_tmp), "wb") as sink, \
+                    pa.ipc.new_file(sink, META_SCHEMA) as meta:
+                batch: list[Document] = []
+
+                def flush():
+                    nonlocal n
+                    if not batch:
+                        return
+                    with self.track_time("batch"):
+                        norm_units = [units(d.text, is_unspaced(d)) for d in batch]
+                        sig = minhash_batch([hasher(u) for u in norm_units], a, b)
+                        content = [int.from_bytes(hashlib.blake2b(" ".join(u).encode(), digest_size=8).digest(), "little")
+                                   for u in norm_units]
+                        bh = band_hashes(sig, p.bands, p.rows)
+                        band_parts.append(np.concatenate([bh, np.array(content, np.uint64)[:, None]], axis=1))
+                        sig_file.write(sig.tobytes())
+                        meta.write_batch(pa.record_batch([
+                            pa.array([d.id for d in batch], pa.string()),
+                            pa.array([float(d.metadata.get("quality_score") or 0.0) for d in batch], pa.float64()),
+                            pa.array([len(d.text) for d in batch], pa.int64()),
+                            pa.array(content, pa.uint64()),
+                        ], schema=META_SCHEMA))
+                    n += len(batch)
+                    batch.clear()
+
+                for doc in data:
+                    self.stat_update("total")
+                    doc.metadata[KEY] = f"{rank}:{n + len(batch)}"
+                    batch.append(doc)
+                    self.stat_update("forwarded")
+                    yield doc
+                    if len(batch) >= self.batch_docs:
+                        flush()
+                flush()
+        # one sorted (hash, index) file per band: the pairs stage merges these runs
+        allbands = np.concatenate(band_parts) if band_parts else np.zeros((0, p.bands + 1), np.uint64)
+        for k in range(p.bands + 1):
+            path = paths["bands"].format(band=k)
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            col = allbands[:, k]
+            order = np.argsort(col, kind="stable")
+            rec = np.empty(len(col), BUCKET_DTYPE)
+            rec["hash"], rec["idx"] = col[order], order.astype(np.uint32)
+            with atomic_path(path) as tmp:
+                with open(tmp, "wb") as f:
+                    np.save(f, rec)
+        logger.info(f"minhash_dedup: task {rank}: {n} signatures, {p.bands} bands of {p.rows}")
+
+
+class _Signatures:
+    """Memory-mapped signature files of every task, for checking candidate pairs."""
+
+    def __init__(self, folder: str, num_perm: int):
+        self.maps: dict[int, np.ndarray] = {}
+        root = os.path.join(folder, "signatures")
+        for name in sorted(os.listdir(root)):
+            if name.endswith(".u32"):
+                path = os.path.join(root, name)
+                rows = os.path.getsize(path) // (4 * num_perm)
+                self.maps[int(name[:5])] = np.memmap(path, dtype=np.uint32, mode="r", shape=(rows, num_perm)) \
+                    if rows else np.zeros((0, num_perm), np.uint32)
+        self.num_perm = num_perm
+
+    def gather(self, ranks: np.ndarray, idx: np.ndarray) -> np.ndarray:
+        out = np.empty((len(ranks), self.num_perm), np.uint32)
+        for r in np.unique(ranks):
+            mask = ranks == r
+            out[mask] = self.maps[int(r)][idx[mask]]
+        return out
+
+    def similarity(self, ra, ia, rb, ib) -> np.ndarray:
+        return (self.gather(ra, ia) == self.gather(rb, ib)).mean(axis=1).astype(np.float32)
+
+
+class MinhashPairs(PipelineStep):
+    name = "🫂 minhash_dedup: pairs"
+    type = "🫂 - DEDUP"
+
+    def __init__(self, params: MinhashParams, folder: str):
+        super().__init__()
+        self.params, self.folder = params, folder
+
+    def run(self, data: DocumentsPipeline = None, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
+        p = self.params
+        sigs = _Signatures(self.folder, p.num_perm)
+        exact_band = p.bands
+        for band in range(rank, p.bands + 1, world_size):
+            with self.track_time("band"):
+                root = os.path.join(self.folder, "bands", f"{band:03d}")
+                runs, owners = [], []
+                for name in sorted(os.listdir(root)):
+                    if name.endswith(".npy"):
+                        arr = np.load(os.path.join(root, name), mmap_mode="r")
+                        runs.append(arr)
+                        owners.append(np.full(len(arr), int(name[:5]), np.uint32))
+                if not runs:
+                    continue
+                merged = np.concatenate(runs)
+                owner = np.concatenate(owners)
+                order = np.argsort(merged["hash"], kind="stable")  # timsort: merges the sorted runs
+                h, r, i = merged["hash"][order], owner[order], merged["idx"][order]
+                same = np.flatnonzero(h[1:] == h[:-1]) + 1  # positions equal to their predecessor
+                if len(same) == 0:
+                    pairs = np.zeros(0, PAIR_DTYPE)
+                else:
+                    # group start for each position: star pairs (first member, other member)
+                    starts = np.flatnonzero(np.concatenate([[True], h[1:] != h[:-1]]))
+                    first = starts[np.searchsorted(starts, same, side="right") - 1]
+                    sim = sigs.similarity(r[first], i[first], r[same], i[same])
+                    keep = np.ones(len(same), bool) if band == exact_band else sim >= p.threshold
+                    pairs = np.zeros(int(keep.sum()), PAIR_DTYPE)
+                    pairs["ra"], pairs["ia"] = r[first][keep], i[first][keep]
+                    pairs["rb"], pairs["ib"] = r[same][keep], i[same][keep]
+                    pairs["sim"] = sim[keep]
+                    self.stat_update("candidates", value=len(same))
+                    self.stat_update("rejected_by_check", value=int((~keep).sum()))
+                self.stat_update("pairs", value=len(pairs))
+                path = os.path.join(self.folder, "pairs", f"{band:03d}.npy")
+                os.makedirs(os.path.dirname(path), exist_ok=True)
+                with atomic_path(path) as tmp:
+                    with open(tmp, "wb") as f:
+                        np.save(f, pairs)
+        return iter(())
 
 
 class UnionFind:
-    def __init__(self, n: int):
-        self.parent = list(range(n))
+    """Over the documents that appear in a pair only: memory grows with duplicates, not documents."""
+
+    def __init__(self):
+        self.parent: dict[int, int] = {}
 
     def find(self, x: int) -> int:
-        while self.parent[x] != x:
-            self.parent[x] = self.parent[self.parent[x]]
-            x = self.parent[x]
-        return x
+        parent = self.parent
+        root = x
+        while parent.get(root, root) != root:
+            root = parent[root]
+        while parent.get(x, x) != root:
+            parent[x], x = root, parent[x]
+        return root
 
     def union(self, a: int, b: int) -> None:
         ra, rb = self.find(a), self.find(b)
@@ -77,171 +383,108 @@ class UnionFind:
             self.parent[max(ra, rb)] = min(ra, rb)
 
 
-@register("minhash_dedup")
-class MinhashDedup(PipelineStep):
-    """Removes exact and near-duplicate documents (estimated Jaccard of shingles >= ``threshold``).
-    A barrier: the runner computes signatures, clusters all of them, then filters."""
-
-    name = "🫂 minhash_dedup"
-    type = "🫂 - DEDUP"
-    barrier = True
-
-    def __init__(self, threshold: float = 0.8, num_perm: int = 128, ngram: int = 5, seed: int = 1):
-        super().__init__()
-        if not 0 < threshold < 1:
-            raise ValueError("threshold must be between 0 and 1")
-        self.threshold, self.num_perm, self.ngram, self.seed = threshold, num_perm, ngram, seed
-        self.folder: str | None = None
-        self.scheme = self._template().scheme
-
-    def _template(self):
-        from datasketch import MinHash
-
-        return MinHash(num_perm=self.num_perm, seed=self.seed)
-
-    def stages(self, folder: str) -> tuple[PipelineStep, PipelineStep, PipelineStep]:
-        """(signatures, clusters, filter) steps that share ``folder``."""
-        self.folder = folder
-        return MinhashSignatures(self), MinhashClusters(self), MinhashFilter(self)
-
-    def run(self, data: DocumentsPipeline, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
-        raise RuntimeError("minhash_dedup is a barrier step: the pipeline runner splits it into stages")
-
-
-class MinhashSignatures(PipelineStep):
-    name = "🫂 minhash_dedup: signatures"
-    type = "🫂 - DEDUP"
-
-    def __init__(self, cfg: MinhashDedup):
-        super().__init__()
-        self.cfg = cfg
-
-    def run(self, data: DocumentsPipeline, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
-        ids, sigs, hashes, scores, lengths = [], [], [], [], []
-        template = self.cfg._template()
-        for doc in data:
-            self.stat_update("total")
-            with self.track_time():
-                m = template.copy()
-                sh = shingles(doc.text, self.cfg.ngram, is_unspaced(doc))
-                if sh:
-                    m.update_batch(list(sh))
-                ids.append(doc.id)
-                sigs.append(m.hashvalues)
-                hashes.append(hashlib.blake2b(normalize(doc.text).encode(), digest_size=16).digest())
-                scores.append(float(doc.metadata.get("quality_score", 0.0) or 0.0))
-                lengths.append(len(doc.text))
-            self.stat_update("forwarded")
-            yield doc
-        path = os.path.join(self.cfg.folder, "signatures", f"{rank:05d}.npz")
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        with atomic_path(path) as tmp:
-            with open(tmp, "wb") as f:
-                np.savez(
-                    f,
-                    ids=np.array(ids, dtype=object),
-                    sigs=np.array(sigs, dtype=np.uint64).reshape(len(ids), self.cfg.num_perm),
-                    hashes=np.array(hashes, dtype="S16"),
-                    scores=np.array(scores, dtype=np.float64),
-                    lengths=np.array(lengths, dtype=np.int64),
-                )
-
-
 class MinhashClusters(PipelineStep):
     name = "🫂 minhash_dedup: clusters"
     type = "🫂 - DEDUP"
 
-    def __init__(self, cfg: MinhashDedup):
+    def __init__(self, params: MinhashParams, folder: str):
         super().__init__()
-        self.cfg = cfg
+        self.params, self.folder = params, folder
 
     def run(self, data: DocumentsPipeline = None, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
-        from datasketch import LeanMinHash, MinHashLSH
-
-        folder = os.path.join(self.cfg.folder, "signatures")
-        ids, sigs, hashes, scores, lengths = [], [], [], [], []
-        for name in sorted(os.listdir(folder)):
-            if not name.endswith(".npz"):
-                continue
-            with np.load(os.path.join(folder, name), allow_pickle=True) as z:
-                ids.extend(z["ids"].tolist())
-                sigs.append(z["sigs"])
-                hashes.extend(z["hashes"].tolist())
-                scores.extend(z["scores"].tolist())
-                lengths.extend(z["lengths"].tolist())
-        n = len(ids)
-        sig = np.concatenate(sigs) if sigs else np.zeros((0, self.cfg.num_perm), np.uint64)
-        uf = UnionFind(n)
+        uf = UnionFind()
         with self.track_time():
-            first_of_hash: dict[bytes, int] = {}
-            exact = set()
-            for i, h in enumerate(hashes):
-                if h in first_of_hash:
-                    uf.union(first_of_hash[h], i)
-                    exact.add(i)
-                else:
-                    first_of_hash[h] = i
-            lsh = MinHashLSH(threshold=self.cfg.threshold, num_perm=self.cfg.num_perm)
-            reps = sorted(first_of_hash.values())
-            for i in reps:
-                m = LeanMinHash(seed=self.cfg.seed, hashvalues=sig[i], scheme=self.cfg.scheme)
-                for j in lsh.query(m):
-                    if (sig[i] == sig[j]).mean() >= self.cfg.threshold:  # estimated Jaccard check
-                        uf.union(i, j)
-                lsh.insert(i, m)
-        clusters: dict[int, list[int]] = {}
-        for i in range(n):
-            clusters.setdefault(uf.find(i), []).append(i)
-        removed, report = {}, []
-        for members in clusters.values():
-            if len(members) < 2:
-                continue
-            keep = min(members, key=lambda i: (-scores[i], -lengths[i], ids[i]))
-            cluster_id = ids[keep]
-            entry = {"cluster": cluster_id, "kept": ids[keep], "removed": []}
-            for i in sorted(members, key=lambda i: ids[i]):
-                if i == keep:
-                    continue
-                similarity = float((sig[i] == sig[keep]).mean())
-                reason = "exact_duplicate" if hashes[i] == hashes[keep] else "near_duplicate"
-                removed[ids[i]] = {"cluster": cluster_id, "reason": reason, "similarity": round(similarity, 4)}
-                entry["removed"].append({"id": ids[i], "reason": reason, "similarity": round(similarity, 4)})
+            pair_dir = os.path.join(self.folder, "pairs")
+            for name in sorted(os.listdir(pair_dir)):
+                pairs = np.load(os.path.join(pair_dir, name))
+                a = (pairs["ra"].astype(np.int64) << 32) | pairs["ia"]
+                b = (pairs["rb"].astype(np.int64) << 32) | pairs["ib"]
+                for x, y in zip(a.tolist(), b.tolist()):
+                    uf.union(x, y)
+            clusters: dict[int, list[int]] = {}
+            for node in list(uf.parent):
+                clusters.setdefault(uf.find(node), []).append(node)
+            for root, members in clusters.items():
+                if root not in members:
+                    members.append(root)
+            self._write(clusters)
+        return iter(())
+
+    def _write(self, clusters: dict[int, list[int]]) -> None:
+        members = sorted(k for ms in clusters.values() for k in ms)
+        ranks = np.array([k >> 32 for k in members], np.uint32)
+        idx = np.array([k & 0xFFFFFFFF for k in members], np.uint32)
+        meta: dict[int, dict] = {}
+        for r in np.unique(ranks):
+            table = pa.ipc.open_file(pa.memory_map(_paths(self.folder, int(r))["meta"])).read_all()
+            sel = idx[ranks == r]
+            rows = table.take(pa.array(sel)).to_pylist()
+            for i, row in zip(sel.tolist(), rows):
+                meta[(int(r) << 32) | i] = row
+        sigs = _Signatures(self.folder, self.params.num_perm)
+        report, per_rank = [], {}
+        for ms in clusters.values():
+            keep = min(ms, key=lambda k: (-meta[k]["quality_score"], -meta[k]["length"], meta[k]["id"]))
+            others = sorted((k for k in ms if k != keep), key=lambda k: meta[k]["id"])
+            ra = np.full(len(others), keep >> 32, np.uint32)
+            ia = np.full(len(others), keep & 0xFFFFFFFF, np.uint32)
+            sims = sigs.similarity(ra, ia, np.array([k >> 32 for k in others], np.uint32),
+                                   np.array([k & 0xFFFFFFFF for k in others], np.uint32))
+            cluster = meta[keep]["id"]
+            entry = {"cluster": cluster, "kept": cluster, "size": len(ms), "removed": []}
+            per_rank.setdefault(keep >> 32, []).append((keep & 0xFFFFFFFF, cluster, False, "", 1.0))
+            for k, sim in zip(others, sims.tolist()):
+                reason = "exact_duplicate" if meta[k]["content_hash"] == meta[keep]["content_hash"] else "near_duplicate"
+                entry["removed"].append({"id": meta[k]["id"], "reason": reason, "similarity": round(sim, 4)})
+                per_rank.setdefault(k >> 32, []).append((k & 0xFFFFFFFF, cluster, True, reason, round(sim, 4)))
             report.append(entry)
-        self.stat_update("signatures", value=n)
-        self.stat_update("clusters", value=len(report))
-        self.stat_update("removed", value=len(removed))
-        members_of = {ids[i]: ids[min(m, key=lambda i: (-scores[i], -lengths[i], ids[i]))]
-                      for m in clusters.values() if len(m) > 1 for i in m}
-        with atomic_path(os.path.join(self.cfg.folder, "clusters.jsonl")) as tmp:
+        for r, rows in per_rank.items():
+            rows.sort()
+            table = pa.table({"idx": pa.array([x[0] for x in rows], pa.uint32()), "cluster": [x[1] for x in rows],
+                              "removed": [x[2] for x in rows], "reason": [x[3] for x in rows],
+                              "similarity": pa.array([x[4] for x in rows], pa.float32())})
+            path = os.path.join(self.folder, "decisions", f"{r:05d}.arrow")
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            with atomic_path(path) as tmp:
+                with pa.OSFile(str(tmp), "wb") as sink, pa.ipc.new_file(sink, table.schema) as w:
+                    w.write_table(table)
+        with atomic_path(os.path.join(self.folder, "clusters.jsonl")) as tmp:
             with open(tmp, "w", encoding="utf-8") as f:
                 for entry in sorted(report, key=lambda e: e["cluster"]):
                     f.write(json.dumps(entry, ensure_ascii=False) + "\n")
-        with atomic_path(os.path.join(self.cfg.folder, "removed.json")) as tmp:
-            with open(tmp, "w", encoding="utf-8") as f:
-                json.dump({"removed": removed, "cluster_of": members_of}, f, ensure_ascii=False)
-        logger.info(f"minhash_dedup: {n} documents, {len(report)} clusters, {len(removed)} removed")
-        return iter(())
+        removed = sum(len(e["removed"]) for e in report)
+        self.stat_update("clusters", value=len(report))
+        self.stat_update("removed", value=removed)
+        logger.info(f"minhash_dedup: {len(report)} clusters, {removed} documents to remove")
 
 
 class MinhashFilter(BaseFilter):
     name = "🫂 minhash_dedup: filter"
 
-    def __init__(self, cfg: MinhashDedup):
+    def __init__(self, folder: str):
         super().__init__()
-        self.cfg = cfg
-        self._removed = None
+        self.folder = folder
+        self._decisions: dict[int, dict[int, tuple]] = {}
 
-    def _load(self):
-        with open(os.path.join(self.cfg.folder, "removed.json"), encoding="utf-8") as f:
-            data = json.load(f)
-        self._removed, self._cluster_of = data["removed"], data["cluster_of"]
+    def _for_rank(self, r: int) -> dict[int, tuple]:
+        if r not in self._decisions:
+            path = os.path.join(self.folder, "decisions", f"{r:05d}.arrow")
+            if os.path.exists(path):
+                t = pa.ipc.open_file(pa.memory_map(path)).read_all().to_pydict()
+                self._decisions[r] = {i: (c, rm, why) for i, c, rm, why in
+                                      zip(t["idx"], t["cluster"], t["removed"], t["reason"])}
+            else:
+                self._decisions[r] = {}
+        return self._decisions[r]
 
     def filter(self, doc: Document) -> bool | tuple[bool, str]:
-        if self._removed is None:
-            self._load()
-        if doc.id in self._cluster_of:
-            doc.metadata["dedup_cluster"] = self._cluster_of[doc.id]
-        info = self._removed.get(doc.id)
-        if info is not None:
-            return False, info["reason"]
-        return True
+        key = doc.metadata.pop(KEY, None)
+        if key is None:
+            raise ValueError(f"document {doc.id!r} has no {KEY}: it did not pass minhash_dedup's signatures stage")
+        r, i = map(int, key.split(":"))
+        decision = self._for_rank(r).get(i)
+        if decision is None:
+            return True
+        cluster, removed, reason = decision
+        doc.metadata["dedup_cluster"] = cluster
+        return (False, reason) if removed else True

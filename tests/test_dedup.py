@@ -4,6 +4,7 @@ deterministic keep rule, and the same kept set whatever the number of tasks."""
 import gzip
 import json
 
+import numpy as np
 import pytest
 from datatrove.data import Document
 
@@ -16,10 +17,11 @@ from filters.language import LanguageID
 
 
 def run_dedup(docs, tmp_path, **params):
-    """The three stages as the runner chains them, on one task."""
-    sig, clusters, filt = MinhashDedup(**params).stages(str(tmp_path / "dedup"))
+    """The stages as the runner chains them, on one task."""
+    sig, middle, filt = MinhashDedup(**params).stages(str(tmp_path / "dedup"))
     passed = list(sig.run(iter(docs)))
-    list(clusters.run(None))
+    for stage, _ in middle:
+        list(stage.run(None))
     kept = list(filt.run(iter(passed)))
     report = [json.loads(line) for line in (tmp_path / "dedup" / "clusters.jsonl").read_text().splitlines()]
     return kept, report, filt
@@ -48,7 +50,7 @@ def test_chinese_near_duplicates_found_and_distinct_pages_kept(pages, tmp_path):
     assert "copy-of-0" not in kept_ids or zh[0].id not in kept_ids
     assert all(d.id in kept_ids for d in zh[1:]), "distinct Chinese pages are not merged"
     assert len(report) == 1 and report[0]["removed"][0]["reason"] == "near_duplicate"
-    assert report[0]["removed"][0]["similarity"] >= 0.8
+    assert report[0]["removed"][0]["similarity"] >= 0.8 and report[0]["size"] == 2
     assert int(filt.stats["dropped_near_duplicate"].total) == 1
 
 
@@ -98,3 +100,38 @@ def test_same_kept_set_for_any_task_count(pages, tmp_path, tasks):
     assert sorted(r["metadata"]["filter_reason"] for r in removed) == ["exact_duplicate", "near_duplicate"]
     # keep rule: equal quality, so the longest (the variant with navigation), then the smallest id
     assert kept == sorted(["dup-b.txt"] + [f"{i:03d}.txt" for i in range(len(docs)) if i != 1])
+
+
+def test_signatures_equal_datasketch_minhash(pages):
+    """The batched signatures are datasketch's MinHash, bit for bit."""
+    from datasketch import MinHash
+
+    from filters.dedup import ShingleHasher, minhash_batch, shingle_hash, units
+
+    dd = MinhashDedup()
+    a, b = dd.params.permutations()
+    hasher = ShingleHasher(5)
+    docs = pages["zh"][:3] + pages["en"][:3] + [Document(text="short", id="s", metadata={}), Document(text="!!", id="e", metadata={})]
+    ours = minhash_batch([hasher(units(d.text, d.metadata.get("language") == "zh")) for d in docs], a, b, chunk=1000)
+    for doc, sig in zip(docs, ours):
+        us = units(doc.text, doc.metadata.get("language") == "zh")
+        n = min(5, len(us))
+        shingles = {tuple(us[i : i + n]) for i in range(len(us) - n + 1)} if us else set()
+        m = MinHash(num_perm=128, seed=1, scheme="affine32", hashfunc=shingle_hash)
+        m.update_batch(list(shingles))
+        assert np.array_equal(m.hashvalues, sig), doc.id
+
+
+def test_pairs_stage_scales_over_tasks(pages, tmp_path):
+    """Signatures from two tasks, pairs from three: same clusters as one task."""
+    docs = pages["zh"] + pages["en"] + [variant(pages["zh"][0], "v0", "首页 | 新闻"), variant(pages["en"][0], "v1", "Home | News")]
+    sig, middle, filt = MinhashDedup().stages(str(tmp_path / "dedup"))
+    halves = [docs[0::2], docs[1::2]]
+    passed = [list(sig.run(iter(h), rank=r, world_size=2)) for r, h in enumerate(halves)]
+    pairs, clusters = middle[0][0], middle[1][0]
+    for r in range(3):
+        list(pairs.run(None, rank=r, world_size=3))
+    list(clusters.run(None))
+    kept = [d.id for r in range(2) for d in filt.run(iter(passed[r]), rank=r, world_size=2)]
+    assert len(kept) == len(docs) - 2
+    assert ("v0" in kept) != (pages["zh"][0].id in kept) and ("v1" in kept) != (pages["en"][0].id in kept)
