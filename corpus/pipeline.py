@@ -112,6 +112,7 @@ class Runner:
 
         ex = dict(self.cfg.executor)
         ex.pop("type")
+        ex.pop("address", None)  # ray: where the cluster is (consumed by the runner)
         cls = self._executor_class()
         ex["tasks"] = job.tasks if job.tasks is not None else ex.get("tasks", 1)
         if "workers" in ex:
@@ -168,6 +169,12 @@ class Runner:
             executor.run()
             logger.success(f"corpus: submitted {len(jobs)} Slurm jobs; logs and stats under {self.out / 'logs'}")
             return summaries, time.time() - start
+        if self.cfg.executor["type"] == "ray":
+            import ray
+
+            if not ray.is_initialized():
+                # an existing cluster (address, or RAY_ADDRESS), else a local one on this machine
+                ray.init(address=self.cfg.executor.get("address"), include_dashboard=False, log_to_driver=False)
         for job in jobs:
             logger.info(f"corpus: job {job.name}: {' → '.join(type(s).__name__ for s in job.steps)}")
             job_start = time.time()

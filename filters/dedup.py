@@ -50,12 +50,17 @@ from filters.heuristics import is_unspaced
 
 _PUNCT = regex.compile(r"[\p{P}\p{S}]+")
 _DIGITS = regex.compile(r"\d")
-_PRIME = np.uint64(0x9E3779B97F4A7C15)  # odd multiplier that combines unit hashes into a shingle hash
+_ASCII_TABLE = str.maketrans({**{c: " " for c in "!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~"}, **{d: "0" for d in "0123456789"}})
 KEY = "dedup_key"  # metadata set by the signatures stage, read (and removed) by the filter
+_M64 = (1 << 64) - 1
+_BASE = 0x100000001B3  # odd: invertible mod 2^64
+_COMBINE = 0x9E3779B97F4A7C15  # odd multiplier that combines unit hashes into a shingle hash
 
 
 def normalize(text: str) -> str:
     """Case, Unicode form, punctuation, digits and whitespace do not make documents different."""
+    if text.isascii():  # the common case, without regexes
+        return " ".join(text.lower().translate(_ASCII_TABLE).split())
     text = unicodedata.normalize("NFKC", text).lower()
     text = _DIGITS.sub("0", _PUNCT.sub(" ", text))
     return " ".join(text.split())
@@ -68,47 +73,119 @@ def units(text: str, unspaced: bool) -> list[str]:
 
 
 # ------------------------------------------------------------------ hashing
+#
+# A unit (word or character) hashes to fmix64 of its polynomial hash: for the UTF-8 bytes of a
+# word, sum((byte + 1) * BASE^(n-1-j)) mod 2^64; for a character, its code point. A shingle of n
+# units hashes to Horner's rule over their unit hashes with COMBINE, folded to 32 bits. The plain
+# Python functions below define it; ``shingle_hashes`` computes the same with numpy for every
+# shingle of a document at once (a test checks they agree, and that the signatures built on them
+# equal datasketch's own MinHash with ``hashfunc=shingle_hash``).
 
 
-def _unit_hash(u: str) -> int:
-    import xxhash
+def _fmix64_int(h: int) -> int:
+    h ^= h >> 33
+    h = (h * 0xFF51AFD7ED558CCD) & _M64
+    h ^= h >> 33
+    h = (h * 0xC4CEB9FE1A85EC53) & _M64
+    return h ^ (h >> 33)
 
-    return xxhash.xxh64_intdigest(u.encode("utf-8", "surrogatepass"))
+
+def unit_hash(unit: str, unspaced: bool) -> int:
+    if unspaced:
+        return _fmix64_int(ord(unit))
+    h = 0
+    for byte in unit.encode("utf-8", "surrogatepass"):
+        h = (h * _BASE + byte + 1) & _M64
+    return _fmix64_int(h)
 
 
-def shingle_hash(shingle: tuple[str, ...]) -> int:
-    """The 32-bit hash of one shingle, as a plain function: datasketch's ``hashfunc``.
-    (``shingle_hashes`` computes the same for every shingle of a document at once.)"""
+def shingle_hash(shingle: tuple[str, ...], unspaced: bool = False) -> int:
+    """The 32-bit hash of one shingle (a tuple of units): usable as datasketch's ``hashfunc``."""
     c = 0
     for u in shingle:
-        c = (c * int(_PRIME) + _unit_hash(u)) % 2**64
+        c = (c * _COMBINE + unit_hash(u, unspaced)) & _M64
     return (c ^ (c >> 32)) & 0xFFFFFFFF
 
 
+def _fmix64(h: np.ndarray) -> np.ndarray:
+    h = h ^ (h >> np.uint64(33))
+    h = h * np.uint64(0xFF51AFD7ED558CCD)
+    h = h ^ (h >> np.uint64(33))
+    h = h * np.uint64(0xC4CEB9FE1A85EC53)
+    return h ^ (h >> np.uint64(33))
+
+
 class ShingleHasher:
-    """Unit hashes cached per process: real text repeats its words."""
+    """Vectorised shingle hashing over a whole batch of documents at once."""
 
-    def __init__(self, ngram: int, cache_size: int = 2_000_000):
-        self.ngram, self.cache, self.cache_size = ngram, {}, cache_size
-        self.powers = np.array([_PRIME ** np.uint64(ngram - 1 - j) for j in range(ngram)], dtype=np.uint64)
+    def __init__(self, ngram: int):
+        self.ngram = ngram
+        self._pow = np.ones(1, np.uint64)  # BASE^j
 
-    def __call__(self, us: list[str]) -> np.ndarray:
-        """Unique 32-bit shingle hashes of a document's units."""
-        if not us:
-            return np.zeros(0, np.uint32)
-        cache = self.cache
-        if len(cache) > self.cache_size:
-            cache.clear()
-        h = np.fromiter((cache[u] if u in cache else cache.setdefault(u, _unit_hash(u)) for u in us),
-                        dtype=np.uint64, count=len(us))
-        n = min(self.ngram, len(h))
+    def _powers(self, n: int) -> np.ndarray:
+        """BASE^j mod 2^64 for j < n (n is the longest word: the table stays small)."""
+        if len(self._pow) < n:
+            with np.errstate(over="ignore"):
+                one = np.ones(1, np.uint64)  # (a Python [1] would turn the concatenation into float64)
+                self._pow = np.concatenate([one, np.cumprod(np.full(max(n, 64) - 1, _BASE, np.uint64))])
+        return self._pow
+
+    def unit_hashes(self, norms: list[str], unspaced: bool) -> tuple[np.ndarray, np.ndarray]:
+        """Hashes of every unit of the normalised texts, concatenated, and units per text."""
+        if unspaced:
+            counts = np.array([len(t) - t.count(" ") for t in norms], np.int64)
+            joined = "".join(t.replace(" ", "") for t in norms)
+            cps = np.frombuffer(joined.encode("utf-32-le", "surrogatepass"), np.uint32).astype(np.uint64)
+            with np.errstate(over="ignore"):
+                return _fmix64(cps), counts
+        counts = np.array([t.count(" ") + 1 if t else 0 for t in norms], np.int64)
+        joined = " ".join(t for t in norms if t)
+        if not joined:
+            return np.zeros(0, np.uint64), counts
+        with np.errstate(over="ignore"):
+            b = np.frombuffer(joined.encode("utf-8", "surrogatepass"), np.uint8).astype(np.uint64) + np.uint64(1)
+            spaces = np.flatnonzero(b == np.uint64(33))  # a space byte (32) + 1
+            starts = np.concatenate([np.zeros(1, np.int64), spaces + 1])
+            ends = np.concatenate([spaces, np.array([len(b)], np.int64)])
+            # each byte's distance from the end of its word: the power of BASE it is multiplied by
+            span = np.diff(np.concatenate([starts, np.array([len(b)], np.int64)]))
+            dist = np.repeat(ends, span) - 1 - np.arange(len(b))
+            dist[spaces] = 0
+            terms = b * self._powers(int((ends - starts).max()) + 1)[dist]
+            terms[spaces] = 0
+            return _fmix64(np.add.reduceat(terms, starts)), counts
+
+    def __call__(self, norms: list[str], unspaced: bool) -> tuple[np.ndarray, np.ndarray]:
+        """32-bit hashes of every shingle of every text, concatenated in text order (repeats kept:
+        they do not change a minimum), and the number of shingles of each text."""
+        h, counts = self.unit_hashes(norms, unspaced)
+        n = self.ngram
+        ustart = np.concatenate([np.zeros(1, np.int64), np.cumsum(counts)[:-1]]) if len(counts) else counts
         m = len(h) - n + 1
         with np.errstate(over="ignore"):
-            c = np.zeros(m, np.uint64)
-            for j in range(n):  # Horner's rule, vectorised over all shingles (mod 2^64)
-                c = c * _PRIME + h[j : j + m]
+            if m > 0:
+                c = np.zeros(m, np.uint64)
+                for j in range(n):  # Horner's rule, for every shingle of the batch at once
+                    c = c * np.uint64(_COMBINE) + h[j : j + m]
+                doc_end = np.repeat(ustart + counts, counts)[:m]
+                c = c[np.arange(m) + n <= doc_end]  # drop shingles that run into the next text
+            else:
+                c = np.zeros(0, np.uint64)
+            shingles = np.maximum(counts - n + 1, 0)
+            short = np.flatnonzero((counts > 0) & (counts < n))
+            if len(short):  # texts of fewer units than a shingle: one shingle of all of them
+                parts, pos = [], 0
+                full = np.concatenate([[0], np.cumsum(shingles)])
+                for d in short:
+                    x = np.uint64(0)
+                    for v in h[ustart[d] : ustart[d] + counts[d]]:
+                        x = x * np.uint64(_COMBINE) + v
+                    parts += [c[pos : full[d]], np.array([x], np.uint64)]
+                    pos = full[d]
+                c = np.concatenate(parts + [c[pos:]])
+                shingles[short] = 1
             x = (c ^ (c >> np.uint64(32))) & np.uint64(0xFFFFFFFF)
-        return np.unique(x.astype(np.uint32))
+        return x.astype(np.uint32), shingles
 
 
 @dataclass
@@ -135,25 +212,30 @@ def _fmix32(h: np.ndarray) -> np.ndarray:
     return _fmix(h, 32)
 
 
-def minhash_batch(hash_sets: list[np.ndarray], a: np.ndarray, b: np.ndarray, chunk: int = 65_536) -> np.ndarray:
+def minhash_batch(flat: np.ndarray, counts: np.ndarray, a: np.ndarray, b: np.ndarray, chunk: int = 32_768) -> np.ndarray:
     """Signatures of many documents at once: (documents, num_perm) uint32, equal to datasketch's
-    ``MinHash(scheme="affine32").update_batch`` per document. An empty set gives the empty sketch."""
-    out = np.full((len(hash_sets), len(a)), np.iinfo(np.uint32).max, dtype=np.uint32)
-    start = 0
-    while start < len(hash_sets):
-        stop, total = start, 0
-        while stop < len(hash_sets) and (total == 0 or total + len(hash_sets[stop]) <= chunk):
-            total += len(hash_sets[stop])
-            stop += 1
-        sizes = np.array([len(s) for s in hash_sets[start:stop]])
-        nonempty = np.flatnonzero(sizes)
-        if len(nonempty):
-            hv = _fmix32(np.concatenate([hash_sets[start + i] for i in nonempty]))
-            with np.errstate(over="ignore"):
-                phv = hv[:, None] * a[None, :] + b[None, :]  # uint32 wraparound is the mod 2^32
-            offsets = np.concatenate([[0], np.cumsum(sizes[nonempty])[:-1]])
-            out[start + nonempty] = np.minimum.reduceat(phv, offsets, axis=0)
-        start = stop
+    ``MinHash(scheme="affine32").update_batch`` of each document's shingle hashes. ``flat`` holds
+    the shingle hashes of all documents in order, ``counts`` how many belong to each; a document
+    without shingles gets the empty sketch. Work goes in chunks of about ``chunk`` shingles,
+    whole documents each, so the (num_perm x chunk) products stay in cache."""
+    out = np.full((len(counts), len(a)), np.iinfo(np.uint32).max, dtype=np.uint32)
+    if not len(counts):
+        return out
+    hv_all = _fmix32(flat)
+    ends = np.cumsum(counts)
+    starts = ends - counts
+    # document boundaries where a new chunk begins (at least one document per chunk)
+    cuts = np.unique(np.searchsorted(ends, np.arange(chunk, int(ends[-1]) + chunk, chunk), side="left") + 1)
+    bounds = [0] + [int(c) for c in cuts if 0 < c < len(counts)] + [len(counts)]
+    for first, last in zip(bounds[:-1], bounds[1:]):
+        sel = np.flatnonzero(counts[first:last]) + first
+        if not len(sel):
+            continue
+        lo, hi = int(starts[first]), int(ends[last - 1])
+        with np.errstate(over="ignore"):
+            phv = a[:, None] * hv_all[None, lo:hi]  # (num_perm, shingles): rows contiguous for reduceat
+            phv += b[:, None]  # uint32 wraparound is the mod 2^32
+        out[sel] = np.minimum.reduceat(phv, starts[sel] - lo, axis=1).T
     return out
 
 
@@ -246,10 +328,16 @@ class MinhashSignatures(PipelineStep):
                     if not batch:
                         return
                     with self.track_time("batch"):
-                        norm_units = [units(d.text, is_unspaced(d)) for d in batch]
-                        sig = minhash_batch([hasher(u) for u in norm_units], a, b)
-                        content = [int.from_bytes(hashlib.blake2b(" ".join(u).encode(), digest_size=8).digest(), "little")
-                                   for u in norm_units]
+                        norms = [normalize(d.text) for d in batch]
+                        sig = np.empty((len(batch), p.num_perm), np.uint32)
+                        flags = np.array([is_unspaced(d) for d in batch])
+                        for unspaced in (False, True):
+                            sel = np.flatnonzero(flags == unspaced)
+                            if len(sel):
+                                flat, counts = hasher([norms[i] for i in sel], unspaced)
+                                sig[sel] = minhash_batch(flat, counts, a, b)
+                        content = [int.from_bytes(hashlib.blake2b(t.encode("utf-8", "surrogatepass"), digest_size=8).digest(),
+                                                  "little") for t in norms]
                         bh = band_hashes(sig, p.bands, p.rows)
                         band_parts.append(np.concatenate([bh, np.array(content, np.uint64)[:, None]], axis=1))
                         sig_file.write(sig.tobytes())
@@ -263,14 +351,13 @@ class MinhashSignatures(PipelineStep):
                     batch.clear()
 
                 for doc in data:
-                    self.stat_update("total")
                     doc.metadata[KEY] = f"{rank}:{n + len(batch)}"
                     batch.append(doc)
-                    self.stat_update("forwarded")
                     yield doc
                     if len(batch) >= self.batch_docs:
                         flush()
                 flush()
+        self.stat_update("total", "forwarded", value=n)
         # one sorted (hash, index) file per band: the pairs stage merges these runs
         allbands = np.concatenate(band_parts) if band_parts else np.zeros((0, p.bands + 1), np.uint64)
         for k in range(p.bands + 1):

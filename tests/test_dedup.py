@@ -106,18 +106,24 @@ def test_signatures_equal_datasketch_minhash(pages):
     """The batched signatures are datasketch's MinHash, bit for bit."""
     from datasketch import MinHash
 
-    from filters.dedup import ShingleHasher, minhash_batch, shingle_hash, units
+    from filters.dedup import ShingleHasher, minhash_batch, normalize, shingle_hash, units
 
     dd = MinhashDedup()
     a, b = dd.params.permutations()
     hasher = ShingleHasher(5)
-    docs = pages["zh"][:3] + pages["en"][:3] + [Document(text="short", id="s", metadata={}), Document(text="!!", id="e", metadata={})]
-    ours = minhash_batch([hasher(units(d.text, d.metadata.get("language") == "zh")) for d in docs], a, b, chunk=1000)
+    docs = pages["zh"][:3] + pages["en"][:3] + pages["ru"][:2] + [
+        Document(text="short", id="s", metadata={}), Document(text="!!", id="e", metadata={}),
+        Document(text="Ünïcödé — “quotes”, ½ and ２０２４年 mixed 中文 text " * 5, id="u", metadata={})]
+    zh = lambda d: d.metadata.get("language") == "zh"  # noqa: E731
+    ours = np.empty((len(docs), 128), np.uint32)
+    for flag in (False, True):
+        sel = [i for i, d in enumerate(docs) if zh(d) == flag]
+        ours[sel] = minhash_batch(*hasher([normalize(docs[i].text) for i in sel], flag), a, b, chunk=1000)
     for doc, sig in zip(docs, ours):
-        us = units(doc.text, doc.metadata.get("language") == "zh")
+        us = units(doc.text, zh(doc))
         n = min(5, len(us))
         shingles = {tuple(us[i : i + n]) for i in range(len(us) - n + 1)} if us else set()
-        m = MinHash(num_perm=128, seed=1, scheme="affine32", hashfunc=shingle_hash)
+        m = MinHash(num_perm=128, seed=1, scheme="affine32", hashfunc=lambda sh, u=zh(doc): shingle_hash(sh, u))
         m.update_batch(list(shingles))
         assert np.array_equal(m.hashvalues, sig), doc.id
 
