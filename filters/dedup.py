@@ -75,7 +75,8 @@ def units(text: str, unspaced: bool) -> list[str]:
 # ------------------------------------------------------------------ hashing
 #
 # A unit (word or character) hashes to fmix64 of its polynomial hash: for the UTF-8 bytes of a
-# word, sum((byte + 1) * BASE^(n-1-j)) mod 2^64; for a character, its code point. A shingle of n
+# word, sum((byte + 1) * BASE^j) mod 2^64, j counted from the word's start; for a character, its
+# code point. A shingle of n
 # units hashes to Horner's rule over their unit hashes with COMBINE, folded to 32 bits. The plain
 # Python functions below define it; ``shingle_hashes`` computes the same with numpy for every
 # shingle of a document at once (a test checks they agree, and that the signatures built on them
@@ -94,7 +95,7 @@ def unit_hash(unit: str, unspaced: bool) -> int:
     if unspaced:
         return _fmix64_int(ord(unit))
     h = 0
-    for byte in unit.encode("utf-8", "surrogatepass"):
+    for byte in reversed(unit.encode("utf-8", "surrogatepass")):
         h = (h * _BASE + byte + 1) & _M64
     return _fmix64_int(h)
 
@@ -115,20 +116,31 @@ def _fmix64(h: np.ndarray) -> np.ndarray:
     return h ^ (h >> np.uint64(33))
 
 
+def _geometric(base: int, n: int) -> np.ndarray:
+    """base^j mod 2^64 for j < n, by doubling: log2(n) vector products instead of a sequential cumprod."""
+    out = np.empty(n, np.uint64)
+    out[0], k = 1, 1
+    with np.errstate(over="ignore"):
+        while k < n:
+            step = min(k, n - k)
+            out[k : k + step] = out[:step] * np.uint64(pow(base, k, 1 << 64))
+            k += step
+    return out
+
+
 class ShingleHasher:
     """Vectorised shingle hashing over a whole batch of documents at once."""
 
     def __init__(self, ngram: int):
         self.ngram = ngram
-        self._pow = np.ones(1, np.uint64)  # BASE^j
+        self._pow = self._ipow = np.ones(1, np.uint64)
 
-    def _powers(self, n: int) -> np.ndarray:
-        """BASE^j mod 2^64 for j < n (n is the longest word: the table stays small)."""
+    def _powers(self, n: int) -> tuple[np.ndarray, np.ndarray]:
+        """BASE^j and BASE^-j mod 2^64 for j < n, kept between batches (grown by doubling)."""
         if len(self._pow) < n:
-            with np.errstate(over="ignore"):
-                one = np.ones(1, np.uint64)  # (a Python [1] would turn the concatenation into float64)
-                self._pow = np.concatenate([one, np.cumprod(np.full(max(n, 64) - 1, _BASE, np.uint64))])
-        return self._pow
+            m = max(n + n // 4, 2 * len(self._pow), 1024)
+            self._pow, self._ipow = _geometric(_BASE, m), _geometric(pow(_BASE, -1, 1 << 64), m)
+        return self._pow, self._ipow
 
     def unit_hashes(self, norms: list[str], unspaced: bool) -> tuple[np.ndarray, np.ndarray]:
         """Hashes of every unit of the normalised texts, concatenated, and units per text."""
@@ -146,14 +158,11 @@ class ShingleHasher:
             b = np.frombuffer(joined.encode("utf-8", "surrogatepass"), np.uint8).astype(np.uint64) + np.uint64(1)
             spaces = np.flatnonzero(b == np.uint64(33))  # a space byte (32) + 1
             starts = np.concatenate([np.zeros(1, np.int64), spaces + 1])
-            ends = np.concatenate([spaces, np.array([len(b)], np.int64)])
-            # each byte's distance from the end of its word: the power of BASE it is multiplied by
-            span = np.diff(np.concatenate([starts, np.array([len(b)], np.int64)]))
-            dist = np.repeat(ends, span) - 1 - np.arange(len(b))
-            dist[spaces] = 0
-            terms = b * self._powers(int((ends - starts).max()) + 1)[dist]
+            pw, ipw = self._powers(len(b))
+            terms = b * pw[: len(b)]
             terms[spaces] = 0
-            return _fmix64(np.add.reduceat(terms, starts)), counts
+            # sum over a word of byte * BASE^j, shifted down by BASE^-start: its polynomial hash
+            return _fmix64(np.add.reduceat(terms, starts) * ipw[starts]), counts
 
     def __call__(self, norms: list[str], unspaced: bool) -> tuple[np.ndarray, np.ndarray]:
         """32-bit hashes of every shingle of every text, concatenated in text order (repeats kept:
@@ -212,7 +221,7 @@ def _fmix32(h: np.ndarray) -> np.ndarray:
     return _fmix(h, 32)
 
 
-def minhash_batch(flat: np.ndarray, counts: np.ndarray, a: np.ndarray, b: np.ndarray, chunk: int = 32_768) -> np.ndarray:
+def minhash_batch(flat: np.ndarray, counts: np.ndarray, a: np.ndarray, b: np.ndarray, chunk: int = 8192) -> np.ndarray:
     """Signatures of many documents at once: (documents, num_perm) uint32, equal to datasketch's
     ``MinHash(scheme="affine32").update_batch`` of each document's shingle hashes. ``flat`` holds
     the shingle hashes of all documents in order, ``counts`` how many belong to each; a document
@@ -306,9 +315,10 @@ class MinhashSignatures(PipelineStep):
     name = "🫂 minhash_dedup: signatures"
     type = "🫂 - DEDUP"
 
-    def __init__(self, params: MinhashParams, folder: str, batch_docs: int = 2048):
+    def __init__(self, params: MinhashParams, folder: str, batch_docs: int = 2048, batch_bytes: int = 2_000_000):
         super().__init__()
-        self.params, self.folder, self.batch_docs = params, folder, batch_docs
+        self.params, self.folder = params, folder
+        self.batch_docs, self.batch_bytes = batch_docs, batch_bytes
 
     def run(self, data: DocumentsPipeline, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
         p = self.params
@@ -350,12 +360,15 @@ class MinhashSignatures(PipelineStep):
                     n += len(batch)
                     batch.clear()
 
+                size = 0
                 for doc in data:
                     doc.metadata[KEY] = f"{rank}:{n + len(batch)}"
                     batch.append(doc)
+                    size += len(doc.text)
                     yield doc
-                    if len(batch) >= self.batch_docs:
+                    if len(batch) >= self.batch_docs or size >= self.batch_bytes:
                         flush()
+                        size = 0
                 flush()
         self.stat_update("total", "forwarded", value=n)
         # one sorted (hash, index) file per band: the pairs stage merges these runs
