@@ -4,6 +4,7 @@
     corpus steps                                     list steps, their parameters and defaults
     corpus init [PATH]                               write a commented starter pipeline.yaml
     corpus tokenizer train --input ... --vocab-size N --output DIR
+    corpus shards stats DIR | corpus shards verify DIR
     corpus train CONFIG.yaml --shards DIR --output DIR
     corpus sample CHECKPOINT [--prompt TEXT]
 """
@@ -100,6 +101,26 @@ def cmd_tokenizer_train(args) -> int:
     return 0
 
 
+def cmd_shards_stats(args) -> int:
+    import json
+
+    from corpus import shards
+
+    print(json.dumps(shards.stats(args.folder), indent=2, ensure_ascii=False))
+    return 0
+
+
+def cmd_shards_verify(args) -> int:
+    from corpus import shards
+
+    problems = shards.verify(args.folder)
+    for p in problems:
+        print(f"FAIL {p}")
+    n = len(shards.read_manifest(args.folder)["shards"])
+    print(f"{args.folder}: {n} shards, {'all match the manifest' if not problems else f'{len(problems)} problems'}")
+    return 1 if problems else 0
+
+
 def cmd_train(args) -> int:
     import yaml
 
@@ -164,6 +185,15 @@ def build_parser() -> argparse.ArgumentParser:
     tt.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     tt.add_argument("--output", required=True)
     tt.set_defaults(func=cmd_tokenizer_train)
+
+    sh = sub.add_parser("shards", help="inspect and check token shards")
+    shsub = sh.add_subparsers(dest="shards_command", required=True)
+    st = shsub.add_parser("stats", help="totals, bytes per token, languages, lengths, quality")
+    st.add_argument("folder")
+    st.set_defaults(func=cmd_shards_stats)
+    ve = shsub.add_parser("verify", help="check every shard against the manifest's sha256, rows and tokens")
+    ve.add_argument("folder")
+    ve.set_defaults(func=cmd_shards_verify)
 
     tr = sub.add_parser("train", help="train the GPT on token shards")
     tr.add_argument("config", nargs="?", help="a YAML file with train settings (a pipeline file's train: section works)")

@@ -26,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute  # noqa: F401  (pa.compute)
 
 MANIFEST = "manifest.json"
 
@@ -75,3 +76,101 @@ def split_tokens(folder: str | Path, split: str) -> list[tuple[np.ndarray, np.nd
             offsets = chunk.offsets.to_numpy(zero_copy_only=True)
             out.append((chunk.flatten().to_numpy(zero_copy_only=True), offsets - offsets[0]))
     return out
+
+
+# ------------------------------------------------------------------ notebooks and the CLI
+
+
+def open(folder: str | Path, split: str | None = "train"):  # noqa: A001  (corpus.shards.open, like io.open)
+    """The shards of a split (or all, with ``split=None``) as one ``datasets.Dataset``,
+    memory-mapped: columns id, source, language, quality_score, num_bytes, tokens."""
+    import datasets
+
+    folder = Path(folder)
+    files = [folder / e["file"] for e in read_manifest(folder)["shards"] if split is None or e["split"] == split]
+    if not files:
+        raise FileNotFoundError(f"{folder}: no {split} shards")
+    parts = [datasets.Dataset.from_file(str(f)) for f in files]
+    return parts[0] if len(parts) == 1 else datasets.concatenate_datasets(parts)
+
+
+def tokenizer(folder: str | Path):
+    """The tokenizer that encoded these shards (path from the manifest, checked against its sha256)."""
+    from corpus.io import sha256_file
+    from tokenizer.sp import Tokenizer
+
+    folder = Path(folder)
+    info = read_manifest(folder)["tokenizer"]
+    path = (folder / info["path"]).resolve()
+    if sha256_file(path) != info["sha256"]:
+        raise ValueError(f"{path} is not the tokenizer these shards were made with (sha256 differs)")
+    return Tokenizer(path)
+
+
+def preview(folder: str | Path, split: str = "val", n: int = 3, chars: int = 300) -> list[dict]:
+    """The first ``n`` documents of a split, decoded: id, language, tokens, text (first ``chars``)."""
+    ds, tok = open(folder, split), tokenizer(folder)
+    rows = []
+    for row in ds.select(range(min(n, len(ds)))):
+        text = tok.decode(row["tokens"])
+        rows.append({"id": row["id"], "language": row["language"], "quality_score": row["quality_score"],
+                     "tokens": len(row["tokens"]), "text": text[:chars]})
+    return rows
+
+
+def stats(folder: str | Path) -> dict:
+    """Totals per split, bytes per token, languages, document lengths and quality scores."""
+    import pyarrow.compute as pc
+
+    folder = Path(folder)
+    manifest = read_manifest(folder)
+    out = {"tokenizer": manifest["tokenizer"], "dtype": manifest["dtype"], "shards": len(manifest["shards"]), "splits": {}}
+    for split, totals in manifest["totals"].items():
+        tables = [open_shard(folder / e["file"]).select(["language", "quality_score", "tokens"])
+                  for e in manifest["shards"] if e["split"] == split]
+        if not tables:
+            continue
+        t = pa.concat_tables(tables)
+        lengths = pc.list_value_length(t.column("tokens")).to_numpy(zero_copy_only=False)
+        langs = t.column("language").value_counts().to_pylist()
+        q = t.column("quality_score").to_numpy(zero_copy_only=False)
+        q = q[~np.isnan(q)]
+        out["splits"][split] = {
+            **totals,
+            "bytes_per_token": round(totals["bytes"] / totals["tokens"], 4) if totals["tokens"] else None,
+            "tokens_per_document": {p: int(np.percentile(lengths, p)) for p in (0, 10, 50, 90, 100)},
+            "languages": {d["values"] or "?": d["counts"] for d in sorted(langs, key=lambda d: -d["counts"])},
+            "quality_score": {"mean": round(float(q.mean()), 4), "min": round(float(q.min()), 4),
+                              "max": round(float(q.max()), 4)} if len(q) else None,
+        }
+    return out
+
+
+def verify(folder: str | Path) -> list[str]:
+    """Problems found, as messages naming the shard: a changed byte (sha256), a shard that does
+    not open, rows or tokens that differ from the manifest, a missing or unlisted shard."""
+    from corpus.io import sha256_file
+
+    folder = Path(folder)
+    manifest = read_manifest(folder)
+    problems = []
+    listed = set()
+    for e in manifest["shards"]:
+        path = folder / e["file"]
+        listed.add(e["file"])
+        if not path.exists():
+            problems.append(f"{e['file']}: missing")
+            continue
+        if sha256_file(path) != e["sha256"]:
+            problems.append(f"{e['file']}: sha256 differs from the manifest (the file changed or is corrupt)")
+        try:
+            t = open_shard(path)
+            tokens = int(pa.compute.sum(pa.compute.list_value_length(t.column("tokens"))).as_py() or 0)
+            if t.num_rows != e["rows"] or tokens != e["tokens"]:
+                problems.append(f"{e['file']}: {t.num_rows} rows, {tokens} tokens; the manifest says {e['rows']}, {e['tokens']}")
+        except (pa.ArrowInvalid, OSError) as err:
+            problems.append(f"{e['file']}: does not open as an Arrow stream ({err})")
+    for path in sorted(folder.glob("*.arrow")):
+        if path.name not in listed:
+            problems.append(f"{path.name}: not in the manifest")
+    return problems

@@ -2,7 +2,8 @@
 
 The train/val split is decided by a hash of each document's id, so it does not depend on the
 order of the input or on how many processes wrote it; when the corpus is so small that the
-hash puts no document in val, the document with the smallest hash goes there. Each shard is
+hash puts no document in val, the document with the smallest hash goes there. ``tasks``
+processes share the input files; each writes its own ``<split>-<task>-NNNNN.arrow`` shards. Each shard is
 written under a temporary name and renamed when complete; ``manifest.json`` comes last, and a
 re-run with the same tokenizer and settings skips the work.
 """
@@ -11,8 +12,10 @@ from __future__ import annotations
 
 import json
 import math
+import multiprocessing
 import os
 import time
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -22,7 +25,7 @@ from loguru import logger
 from corpus.io import atomic_path, sha256_file, write_json
 from corpus.shards import MANIFEST, schema, token_type
 from tokenizer.sp import Tokenizer
-from tokenizer.train import hash_fraction, iter_documents
+from tokenizer.train import hash_fraction, input_files, iter_file
 
 
 @dataclass
@@ -30,7 +33,8 @@ class ShardsConfig:
     val_fraction: float = 0.01
     shard_tokens: int = 100_000_000
     batch_documents: int = 512
-    num_threads: int = -1
+    tasks: int = 1  # processes, each encoding a share of the input files (0: one per CPU)
+    num_threads: int = -1  # sentencepiece's encoding threads when tasks is 1
 
     def __post_init__(self):
         if not 0 < self.val_fraction < 1:
@@ -38,15 +42,15 @@ class ShardsConfig:
 
 
 class _ShardWriter:
-    """Rolls ``<split>-NNNNN.arrow`` files at ``shard_tokens`` tokens."""
+    """Rolls ``<prefix>-NNNNN.arrow`` files at ``shard_tokens`` tokens."""
 
-    def __init__(self, folder: Path, split: str, schema_: pa.Schema, shard_tokens: int):
-        self.folder, self.split, self.schema, self.shard_tokens = folder, split, schema_, shard_tokens
+    def __init__(self, folder: Path, prefix: str, split: str, schema_: pa.Schema, shard_tokens: int):
+        self.folder, self.prefix, self.split, self.schema, self.shard_tokens = folder, prefix, split, schema_, shard_tokens
         self.index, self.writer, self.ctx, self.entry = 0, None, None, None
         self.entries: list[dict] = []
 
     def _open(self):
-        name = f"{self.split}-{self.index:05d}.arrow"
+        name = f"{self.prefix}-{self.index:05d}.arrow"
         self.ctx = atomic_path(self.folder / name)
         tmp = self.ctx.__enter__()
         self.sink = pa.OSFile(str(tmp), "wb")
@@ -74,9 +78,66 @@ class _ShardWriter:
         self.writer, self.index = None, self.index + 1
 
 
-def write_shards(docs, model_file, out_dir, cfg: ShardsConfig, pipeline: dict | None = None) -> dict:
-    out_dir = Path(out_dir)
+def _encode_files(task: int, files: list[str], model_file: str, out_dir: str, cfg: ShardsConfig,
+                  threshold: float, num_threads: int) -> tuple[list[dict], int, float, int]:
+    """One task: encode the documents of ``files`` into ``<split>-<task>-NNNNN.arrow`` shards.
+    Returns the shard entries, the document count, the smallest split hash and the val count."""
     tok = Tokenizer(model_file)
+    sch = schema(tok.vocab_size)
+    ttype = token_type(tok.vocab_size)
+    out = Path(out_dir)
+    writers = {s: _ShardWriter(out, f"{s}-{task:03d}", s, sch, cfg.shard_tokens) for s in ("train", "val")}
+    pending: dict[str, list[dict]] = {"train": [], "val": []}
+    n_docs, n_val, smallest = 0, 0, 1.0
+
+    def flush(split: str):
+        rows = pending[split]
+        if not rows:
+            return
+        texts = [r["text"] for r in rows]
+        ids = tok.encode_batch(texts, num_threads=num_threads)
+        nbytes = [len(t.encode("utf-8", "surrogatepass")) for t in texts]
+        meta = [r.get("metadata") if isinstance(r.get("metadata"), dict) else {} for r in rows]
+        batch = pa.record_batch(
+            [
+                pa.array([str(r["id"]) for r in rows], pa.string()),
+                pa.array([str(m.get("source", "")) for m in meta], pa.string()),
+                pa.array([str(m.get("language", "")) for m in meta], pa.string()),
+                pa.array([float(m["quality_score"]) if m.get("quality_score") is not None else float("nan") for m in meta],
+                         pa.float32()),
+                pa.array(nbytes, pa.int64()),
+                pa.array(ids, pa.list_(ttype)),
+            ],
+            schema=sch,
+        )
+        writers[split].write(batch, sum(map(len, ids)), sum(nbytes))
+        rows.clear()
+
+    for f in files:
+        for doc in iter_file(Path(f)):
+            if not isinstance(doc.get("text"), str) or not doc["text"]:
+                continue
+            fraction = hash_fraction(str(doc.get("id")), "split")
+            smallest = min(smallest, fraction)
+            split = "val" if fraction < threshold else "train"
+            n_val += split == "val"
+            pending[split].append(doc)
+            n_docs += 1
+            if len(pending[split]) >= cfg.batch_documents:
+                flush(split)
+            if n_docs % 20_000 == 0:
+                logger.info(f"shards: task {task}: {n_docs} documents encoded")
+    for split in ("train", "val"):
+        flush(split)
+        writers[split].close()
+    return writers["train"].entries + writers["val"].entries, n_docs, smallest, n_val
+
+
+def write_shards(docs, model_file, out_dir, cfg: ShardsConfig, pipeline: dict | None = None) -> dict:
+    """Encode the documents of ``docs`` (folders, files or globs) into shards in ``out_dir``, with
+    ``cfg.tasks`` processes, each taking a share of the input files. Skips the work when the
+    manifest there was made with the same tokenizer and settings."""
+    out_dir = Path(out_dir)
     tok_sha = sha256_file(model_file)
     settings = asdict(cfg)
     manifest_path = out_dir / MANIFEST
@@ -87,61 +148,30 @@ def write_shards(docs, model_file, out_dir, cfg: ShardsConfig, pipeline: dict | 
             return old
         manifest_path.unlink()  # the old shards no longer match: rewrite them all
     inputs = docs if isinstance(docs, (list, tuple)) else [docs]
+    files = [str(f) for f in input_files(inputs)]
+    tasks = max(1, min(cfg.tasks or os.cpu_count() or 1, len(files)))
     t0 = time.time()
 
-    # pass 1: ids only, to guarantee a non-empty val split on tiny corpora
-    fractions = [hash_fraction(str(d.get("id")), "split") for d in iter_documents(inputs) if d.get("text")]
-    if not fractions:
+    def run_all(threshold: float):
+        for old in out_dir.glob("*.arrow"):
+            old.unlink()
+        out_dir.mkdir(parents=True, exist_ok=True)
+        jobs = [(t, files[t::tasks], str(model_file), str(out_dir), cfg, threshold,
+                 cfg.num_threads if tasks == 1 else 1) for t in range(tasks)]
+        if tasks == 1:
+            return [_encode_files(*jobs[0])]
+        with ProcessPoolExecutor(tasks, mp_context=multiprocessing.get_context("spawn")) as pool:
+            return list(pool.map(_encode_files, *zip(*jobs)))
+
+    results = run_all(cfg.val_fraction)
+    n_docs = sum(r[1] for r in results)
+    if n_docs == 0:
         raise ValueError(f"shards: no documents in {[str(i) for i in inputs]}")
-    threshold = cfg.val_fraction
-    if not any(f < threshold for f in fractions) and len(fractions) > 1:
-        threshold = math.nextafter(min(fractions), 1.0)
-
-    out_dir.mkdir(parents=True, exist_ok=True)
-    for old in out_dir.glob("*.arrow"):
-        old.unlink()
-    sch = schema(tok.vocab_size)
-    writers = {s: _ShardWriter(out_dir, s, sch, cfg.shard_tokens) for s in ("train", "val")}
-    ttype = token_type(tok.vocab_size)
-
-    def flush(split: str, rows: list[dict]):
-        if not rows:
-            return
-        texts = [r["text"] for r in rows]
-        ids = tok.encode_batch(texts, num_threads=cfg.num_threads)
-        nbytes = [len(t.encode("utf-8")) for t in texts]
-        meta = [r.get("metadata") or {} for r in rows]
-        batch = pa.record_batch(
-            [
-                pa.array([str(r["id"]) for r in rows], pa.string()),
-                pa.array([str(m.get("source", "")) for m in meta], pa.string()),
-                pa.array([str(m.get("language", "")) for m in meta], pa.string()),
-                pa.array([float(m["quality_score"]) if m.get("quality_score") is not None else float("nan") for m in meta], pa.float32()),
-                pa.array(nbytes, pa.int64()),
-                pa.array(ids, pa.list_(ttype)),
-            ],
-            schema=sch,
-        )
-        writers[split].write(batch, sum(map(len, ids)), sum(nbytes))
-        rows.clear()
-
-    pending = {"train": [], "val": []}
-    n_docs = 0
-    for doc in iter_documents(inputs):
-        if not doc.get("text"):
-            continue
-        split = "val" if hash_fraction(str(doc.get("id")), "split") < threshold else "train"
-        pending[split].append(doc)
-        n_docs += 1
-        if len(pending[split]) >= cfg.batch_documents:
-            flush(split, pending[split])
-        if n_docs % 10_000 == 0:
-            logger.info(f"shards: {n_docs} documents encoded")
-    for split in ("train", "val"):
-        flush(split, pending[split])
-        writers[split].close()
-
-    shards = writers["train"].entries + writers["val"].entries
+    if sum(r[3] for r in results) == 0 and n_docs > 1:
+        # a corpus so small that no id hashed into val: the document with the smallest hash goes there
+        results = run_all(math.nextafter(min(r[2] for r in results), 1.0))
+    shards = sorted((e for r in results for e in r[0]), key=lambda e: (e["split"] != "train", e["file"]))
+    tok = Tokenizer(model_file)
     totals = {
         split: {
             "documents": sum(e["rows"] for e in shards if e["split"] == split),
@@ -154,7 +184,7 @@ def write_shards(docs, model_file, out_dir, cfg: ShardsConfig, pipeline: dict | 
         "format": "corpus-arrow-tokens/1",
         "shards": shards,
         "totals": totals,
-        "dtype": str(ttype),
+        "dtype": str(token_type(tok.vocab_size)),
         "tokenizer": {
             "path": os.path.relpath(Path(model_file).resolve(), out_dir.resolve()),
             "sha256": tok_sha,
@@ -169,6 +199,6 @@ def write_shards(docs, model_file, out_dir, cfg: ShardsConfig, pipeline: dict | 
     t = totals
     logger.info(
         f"shards: {t['train']['documents']} train documents ({t['train']['tokens']} tokens), "
-        f"{t['val']['documents']} val ({t['val']['tokens']} tokens) in {manifest['seconds']}s"
+        f"{t['val']['documents']} val ({t['val']['tokens']} tokens), {tasks} tasks, {manifest['seconds']}s"
     )
     return manifest

@@ -56,9 +56,8 @@ def hash_fraction(key: str, salt: str = "") -> float:
     return int.from_bytes(h, "big") / 2**64
 
 
-def iter_documents(inputs: list[str | Path]) -> Iterator[dict]:
-    """Documents from pipeline outputs: JSONL(.gz) files, Parquet files, or folders of them;
-    plain .txt files are one document each."""
+def input_files(inputs: list[str | Path]) -> list[Path]:
+    """Files behind folders, files and globs, in a stable order."""
     files: list[Path] = []
     for inp in inputs:
         p = Path(inp)
@@ -70,26 +69,54 @@ def iter_documents(inputs: list[str | Path]) -> Iterator[dict]:
             files += sorted(Path(x) for x in glob.glob(str(inp)))
     if not files:
         raise FileNotFoundError(f"no input documents in {[str(i) for i in inputs]}")
-    for f in files:
-        name = f.name
-        if name.endswith((".jsonl", ".jsonl.gz", ".json.gz", ".jsonl.zst")):
-            opener = gzip.open if name.endswith(".gz") else open
-            with opener(f, "rt", encoding="utf-8") as fh:
-                for li, line in enumerate(fh):
-                    if line.strip():
-                        row = json.loads(line)
-                        row.setdefault("id", f"{name}/{li}")
-                        yield row
-        elif name.endswith(".parquet"):
-            import pyarrow.parquet as pq
+    return files
 
-            for batch in pq.ParquetFile(f).iter_batches():
-                for row in batch.to_pylist():
-                    if isinstance(row.get("metadata"), str):
-                        row["metadata"] = json.loads(row["metadata"])
+
+def iter_file(f: Path) -> Iterator[dict]:
+    """Documents of one file: JSONL(.gz) and Parquet from pipeline writers, Arrow (IPC file or
+    stream with a ``text`` column), or plain text (one document per file)."""
+    name = f.name
+    if name.endswith((".jsonl", ".jsonl.gz", ".json.gz")):
+        opener = gzip.open if name.endswith(".gz") else open
+        with opener(f, "rt", encoding="utf-8") as fh:
+            for li, line in enumerate(fh):
+                if line.strip():
+                    row = json.loads(line)
+                    row.setdefault("id", f"{name}/{li}")
                     yield row
-        elif name.endswith(".txt"):
-            yield {"id": str(f), "text": f.read_text(encoding="utf-8")}
+    elif name.endswith(".parquet"):
+        import pyarrow.parquet as pq
+
+        for batch in pq.ParquetFile(f).iter_batches():
+            for row in batch.to_pylist():
+                if isinstance(row.get("metadata"), str):
+                    row["metadata"] = json.loads(row["metadata"])
+                yield row
+    elif name.endswith((".arrow", ".feather")):
+        import pyarrow as pa
+
+        with pa.memory_map(str(f)) as source:
+            try:
+                reader = pa.ipc.open_file(source)
+                batches = (reader.get_batch(i) for i in range(reader.num_record_batches))
+            except pa.ArrowInvalid:
+                source.seek(0)
+                batches = iter(pa.ipc.open_stream(source))
+            index = 0
+            for batch in batches:
+                for row in batch.to_pylist():
+                    row.setdefault("id", f"{name}/{index}")
+                    index += 1
+                    yield row
+    elif name.endswith(".txt"):
+        yield {"id": str(f), "text": f.read_text(encoding="utf-8")}
+
+
+def iter_documents(inputs: list[str | Path]) -> Iterator[dict]:
+    """Documents from pipeline outputs: JSONL(.gz), Parquet or Arrow files, or folders of them;
+    plain .txt files are one document each."""
+    for f in input_files(inputs):
+        yield from iter_file(f)
 
 
 def _chunks(line: str, max_bytes: int) -> Iterator[str]:
