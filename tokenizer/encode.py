@@ -10,6 +10,7 @@ re-run with the same tokenizer and settings skips the work.
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import multiprocessing
@@ -19,6 +20,7 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 from loguru import logger
 
@@ -32,7 +34,8 @@ from tokenizer.train import hash_fraction, input_files, iter_file
 class ShardsConfig:
     val_fraction: float = 0.01
     shard_tokens: int = 100_000_000
-    batch_documents: int = 512
+    batch_documents: int = 8192  # documents encoded (and written as one Arrow record batch) at once
+    batch_bytes: int = 32_000_000  # ... or fewer, when their text reaches this many bytes
     tasks: int = 1  # processes, each encoding a share of the input files (0: one per CPU)
     num_threads: int = -1  # sentencepiece's encoding threads when tasks is 1
 
@@ -78,6 +81,16 @@ class _ShardWriter:
         self.writer, self.index = None, self.index + 1
 
 
+def _list_array(ids: list[list[int]], ttype: pa.DataType) -> pa.ListArray:
+    """Token id lists as an Arrow list array, built from one flat numpy buffer (much faster than
+    converting the Python lists one by one)."""
+    lengths = np.fromiter((len(x) for x in ids), dtype=np.int32, count=len(ids))
+    offsets = np.zeros(len(ids) + 1, np.int32)
+    np.cumsum(lengths, out=offsets[1:])
+    values = np.fromiter(itertools.chain.from_iterable(ids), dtype=ttype.to_pandas_dtype(), count=int(offsets[-1]))
+    return pa.ListArray.from_arrays(pa.array(offsets), pa.array(values, type=ttype))
+
+
 def _encode_files(task: int, files: list[str], model_file: str, out_dir: str, cfg: ShardsConfig,
                   threshold: float, num_threads: int) -> tuple[list[dict], int, float, int]:
     """One task: encode the documents of ``files`` into ``<split>-<task>-NNNNN.arrow`` shards.
@@ -88,6 +101,7 @@ def _encode_files(task: int, files: list[str], model_file: str, out_dir: str, cf
     out = Path(out_dir)
     writers = {s: _ShardWriter(out, f"{s}-{task:03d}", s, sch, cfg.shard_tokens) for s in ("train", "val")}
     pending: dict[str, list[dict]] = {"train": [], "val": []}
+    pending_bytes = {"train": 0, "val": 0}
     n_docs, n_val, smallest = 0, 0, 1.0
 
     def flush(split: str):
@@ -106,12 +120,13 @@ def _encode_files(task: int, files: list[str], model_file: str, out_dir: str, cf
                 pa.array([float(m["quality_score"]) if m.get("quality_score") is not None else float("nan") for m in meta],
                          pa.float32()),
                 pa.array(nbytes, pa.int64()),
-                pa.array(ids, pa.list_(ttype)),
+                _list_array(ids, ttype),
             ],
             schema=sch,
         )
         writers[split].write(batch, sum(map(len, ids)), sum(nbytes))
         rows.clear()
+        pending_bytes[split] = 0
 
     for f in files:
         for doc in iter_file(Path(f)):
@@ -122,8 +137,9 @@ def _encode_files(task: int, files: list[str], model_file: str, out_dir: str, cf
             split = "val" if fraction < threshold else "train"
             n_val += split == "val"
             pending[split].append(doc)
+            pending_bytes[split] += len(doc["text"])
             n_docs += 1
-            if len(pending[split]) >= cfg.batch_documents:
+            if len(pending[split]) >= cfg.batch_documents or pending_bytes[split] >= cfg.batch_bytes:
                 flush(split)
             if n_docs % 20_000 == 0:
                 logger.info(f"shards: task {task}: {n_docs} documents encoded")
@@ -163,12 +179,19 @@ def write_shards(docs, model_file, out_dir, cfg: ShardsConfig, pipeline: dict | 
         with ProcessPoolExecutor(tasks, mp_context=multiprocessing.get_context("spawn")) as pool:
             return list(pool.map(_encode_files, *zip(*jobs)))
 
-    results = run_all(cfg.val_fraction)
+    threshold = cfg.val_fraction
+    if sum(os.path.getsize(f) for f in files) < 64 * 2**20:
+        # a small corpus may have no id that hashes into val: then the smallest hash goes there
+        # (read the ids first: cheap at this size, and it spares encoding everything twice)
+        fractions = [hash_fraction(str(d.get("id")), "split") for f in files for d in iter_file(Path(f))
+                     if isinstance(d.get("text"), str) and d["text"]]
+        if len(fractions) > 1 and min(fractions) >= threshold:
+            threshold = math.nextafter(min(fractions), 1.0)
+    results = run_all(threshold)
     n_docs = sum(r[1] for r in results)
     if n_docs == 0:
         raise ValueError(f"shards: no documents in {[str(i) for i in inputs]}")
-    if sum(r[3] for r in results) == 0 and n_docs > 1:
-        # a corpus so small that no id hashed into val: the document with the smallest hash goes there
+    if sum(r[3] for r in results) == 0 and n_docs > 1:  # a large corpus, and still no val document
         results = run_all(math.nextafter(min(r[2] for r in results), 1.0))
     shards = sorted((e for r in results for e in r[0]), key=lambda e: (e["split"] != "train", e["file"]))
     tok = Tokenizer(model_file)

@@ -3,8 +3,8 @@
 sentencepiece's defaults lose text: they normalise Unicode (NFKC), add a dummy space prefix,
 collapse runs of spaces, and skip training lines longer than 4,192 bytes. Here, by default:
 identity normalisation, no dummy prefix, whitespace kept, byte fallback (any byte sequence
-encodes), digits split, long lines cut into chunks instead of skipped, and ``\\n`` is a piece
-of its own so documents keep their line structure in one token per newline.
+encodes), digits split, long lines cut into chunks instead of skipped, and runs of one to four
+``\\n`` are pieces of their own, so documents keep their line structure cheaply.
 
 Large inputs are sampled while streaming: every line gets a seeded random priority and only the
 ``sample_bytes`` worth of lines with the lowest priorities is kept (a bottom-k reservoir), so
@@ -186,9 +186,10 @@ def trainer_options(cfg: TokenizerConfig) -> dict:
         add_dummy_prefix=False,
         remove_extra_whitespaces=False,
         split_digits=True,
+        split_by_unicode_script=False,  # lets "word," and "'s" merge: about 3 % fewer tokens
         allow_whitespace_only_pieces=True,
         max_sentence_length=cfg.max_line_bytes + 16,
-        user_defined_symbols=["\n"],
+        user_defined_symbols=["\n", "\n\n", "\n\n\n", "\n\n\n\n"],  # newline runs, one token each
         input_sentence_size=0,
         shuffle_input_sentence=False,
         unk_id=0,

@@ -36,16 +36,27 @@ class PackedTokens:
         self.documents = len(self.lens)
 
     def window(self, start: int, length: int) -> np.ndarray:
-        v = np.arange(start, start + length, dtype=np.int64)
+        return self.windows(np.array([start]), length)[0]
+
+    def windows(self, starts: np.ndarray, length: int) -> np.ndarray:
+        """Rows of ``length`` tokens of the virtual stream from each start, gathered at once."""
+        v = (np.asarray(starts, np.int64)[:, None] + np.arange(length, dtype=np.int64)[None, :]).ravel()
         doc = np.searchsorted(self.vstart, v, side="right") - 1
         local = v - self.vstart[doc]
-        out = np.full(length, self.eos_id, dtype=np.int64)
+        out = np.full(len(v), self.eos_id, dtype=np.int64)
         is_token = local < self.lens[doc]
-        parts = self.part_of[doc]
-        for p in np.unique(parts[is_token]):
-            mask = is_token & (parts == p)
-            out[mask] = self.parts[p][0][self.start_in_part[doc[mask]] + local[mask]]
-        return out
+        if len(self.parts) == 1:
+            idx = np.flatnonzero(is_token)
+            out[idx] = self.parts[0][0][self.start_in_part[doc[idx]] + local[idx]]
+        else:
+            idx = np.flatnonzero(is_token)
+            parts = self.part_of[doc[idx]]
+            order = np.argsort(parts, kind="stable")  # group positions by the shard chunk they read
+            bounds = np.concatenate([[0], np.cumsum(np.bincount(parts, minlength=len(self.parts)))])
+            for p in np.flatnonzero(np.diff(bounds)):
+                sel = idx[order[bounds[p] : bounds[p + 1]]]
+                out[sel] = self.parts[p][0][self.start_in_part[doc[sel]] + local[sel]]
+        return out.reshape(len(starts), length)
 
 
 class Batches:
@@ -71,10 +82,8 @@ class Batches:
         return int(self._perm[k])
 
     def get(self, position: int, batch_size: int, device: str | torch.device = "cpu"):
-        rows = np.stack(
-            [self.data.window(self._window_index(position + j) * self.block_size, self.block_size + 1) for j in range(batch_size)]
-        )
-        t = torch.from_numpy(rows)
+        starts = np.array([self._window_index(position + j) for j in range(batch_size)], np.int64) * self.block_size
+        t = torch.from_numpy(self.data.windows(starts, self.block_size + 1))
         x, y = t[:, :-1], t[:, 1:]
         if str(device).startswith("cuda"):
             return x.pin_memory().to(device, non_blocking=True), y.pin_memory().to(device, non_blocking=True)
