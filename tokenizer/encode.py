@@ -60,15 +60,23 @@ class _ShardWriter:
         self.writer = pa.ipc.new_stream(self.sink, self.schema)
         self.entry = {"file": name, "split": self.split, "rows": 0, "tokens": 0, "bytes": 0}
 
-    def write(self, batch: pa.RecordBatch, tokens: int, nbytes: int):
-        if self.writer is None:
-            self._open()
-        self.writer.write_batch(batch)
-        self.entry["rows"] += batch.num_rows
-        self.entry["tokens"] += tokens
-        self.entry["bytes"] += nbytes
-        if self.entry["tokens"] >= self.shard_tokens:
-            self.close()
+    def write(self, batch: pa.RecordBatch, tokens: np.ndarray, nbytes: np.ndarray):
+        """Append rows, cutting the batch where a shard reaches ``shard_tokens`` (whole documents)."""
+        start = 0
+        while start < batch.num_rows:
+            if self.writer is None:
+                self._open()
+            room = self.shard_tokens - self.entry["tokens"]
+            fits = int(np.searchsorted(np.cumsum(tokens[start:]), room, side="right"))
+            take = max(fits, 1 if self.entry["rows"] == 0 else 0)
+            if take:
+                self.writer.write_batch(batch.slice(start, take))
+                self.entry["rows"] += take
+                self.entry["tokens"] += int(tokens[start : start + take].sum())
+                self.entry["bytes"] += int(nbytes[start : start + take].sum())
+                start += take
+            if start < batch.num_rows or self.entry["tokens"] >= self.shard_tokens:
+                self.close()
 
     def close(self):
         if self.writer is None:
@@ -124,7 +132,7 @@ def _encode_files(task: int, files: list[str], model_file: str, out_dir: str, cf
             ],
             schema=sch,
         )
-        writers[split].write(batch, sum(map(len, ids)), sum(nbytes))
+        writers[split].write(batch, np.fromiter(map(len, ids), np.int64, len(ids)), np.array(nbytes, np.int64))
         rows.clear()
         pending_bytes[split] = 0
 
