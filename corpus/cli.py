@@ -6,6 +6,7 @@
     corpus tokenizer train --input ... --vocab-size N --output DIR
     corpus shards stats DIR | corpus shards verify DIR
     corpus train CONFIG.yaml --shards DIR --output DIR
+    corpus eval CHECKPOINT --text FILE                 loss and bits per byte on any text
     corpus sample CHECKPOINT [--prompt TEXT]
 """
 
@@ -140,6 +141,16 @@ def cmd_train(args) -> int:
     return 0
 
 
+def cmd_eval(args) -> int:
+    import json
+
+    from trainer.train import evaluate_text
+
+    text = Path(args.text).read_text(encoding="utf-8")
+    print(json.dumps(evaluate_text(args.checkpoint, text, args.device), indent=2))
+    return 0
+
+
 def cmd_sample(args) -> int:
     import torch
 
@@ -201,6 +212,12 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--output", required=True)
     tr.add_argument("--set", action="append", metavar="KEY=VALUE")
     tr.set_defaults(func=cmd_train)
+
+    ev = sub.add_parser("eval", help="loss and bits per byte of a checkpoint on a text file")
+    ev.add_argument("checkpoint")
+    ev.add_argument("--text", required=True)
+    ev.add_argument("--device", default="auto")
+    ev.set_defaults(func=cmd_eval)
 
     sa = sub.add_parser("sample", help="generate text from a checkpoint")
     sa.add_argument("checkpoint")

@@ -68,3 +68,46 @@ def test_resume_gives_the_same_curve(shards, tmp_path):
     for (na, pa), (nb, pb) in zip(a.state_dict().items(), b.state_dict().items()):
         assert torch.allclose(pa, pb, atol=1e-5), na
     assert resumed["final_val_loss"] == pytest.approx(full["final_val_loss"], abs=1e-4)
+
+
+def test_eval_cli_and_loss_curve(shards, tmp_path):
+    import subprocess
+
+    from tests.conftest import CORPUS, ROOT, shared_path
+
+    train(shards, tmp_path, TrainConfig(**TINY, max_steps=20))
+    assert (tmp_path / "loss.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    r = subprocess.run([*CORPUS, "eval", str(tmp_path / "ckpt.pt"), "--text", str(shared_path("tinyshakespeare", "input.txt"))],
+                       cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-2000:]
+    out = json.loads(r.stdout)
+    assert out["bytes"] == 1115394 and 0 < out["bits_per_byte"] < 8 and out["tokens"] > 100_000
+
+
+def test_ddp_two_cpu_processes_match_one(shards, tmp_path):
+    """torchrun with 2 gloo processes of batch B equals 1 process of batch 2B."""
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    common = ["--set", "n_layer=2", "--set", "n_head=2", "--set", "n_embd=64", "--set", "block_size=64",
+              "--set", "max_steps=12", "--set", "eval_interval=6", "--set", "eval_batches=4", "--set", "threads=1",
+              "--set", "warmup_steps=2", "--set", "sample_tokens=5"]
+    one = subprocess.run([sys.executable, "-m", "corpus.cli", "train", "--shards", str(shards), "--output", str(tmp_path / "one"),
+                          *common, "--set", "batch_size=8"], cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert one.returncode == 0, one.stderr[-2000:]
+    two = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_port=29533",
+                          "-m", "corpus.cli", "train", "--shards", str(shards), "--output", str(tmp_path / "two"),
+                          *common, "--set", "batch_size=4"], cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert two.returncode == 0, two.stderr[-3000:]
+    a = list(csv.DictReader(open(tmp_path / "one" / "metrics.csv")))
+    b = list(csv.DictReader(open(tmp_path / "two" / "metrics.csv")))
+    assert [r["step"] for r in a] == [r["step"] for r in b] == ["0", "6", "12"]
+    for ra, rb in zip(a, b):
+        assert float(ra["val_loss"]) == pytest.approx(float(rb["val_loss"]), abs=2e-3)
+    ma, _ = load_model(tmp_path / "one" / "ckpt.pt")
+    mb, state = load_model(tmp_path / "two" / "ckpt.pt")
+    assert state["world"] == 2 and state["data_position"] == 12 * 8
+    for (name, pa_), (_, pb) in zip(ma.state_dict().items(), mb.state_dict().items()):
+        assert torch.allclose(pa_, pb, atol=2e-3), name
