@@ -71,9 +71,10 @@ def test_roundtrip_exact_on_every_shared_document(tokenizer_dir, corpus_docs):
 
 def test_newline_is_one_token_and_letters_do_not_fall_back_to_bytes(tokenizer_dir):
     tok = Tokenizer(tokenizer_dir / "tokenizer.model")
-    assert len(tok.encode("\n")) == 1
-    pieces = tok.sp.encode("The quick brown fox 中国", out_type=str)
-    assert not any(p.startswith("<0x") for p in pieces)
+    assert len(tok.encode("\n")) == 1 and len(tok.encode("\r\n")) == 1 and len(tok.encode("\n\n")) == 1
+    # every printable ASCII character is a piece, however rare in the training text
+    pieces = tok.sp.encode("The quick brown fox 中国 0123456789 ~_^`|{}<>@#$%&*\t\r", out_type=str)
+    assert not any(p.startswith("<0x") for p in pieces), pieces
 
 
 def test_retrain_is_skipped(tokenizer_dir, corpus_docs):

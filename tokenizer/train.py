@@ -3,8 +3,9 @@
 sentencepiece's defaults lose text: they normalise Unicode (NFKC), add a dummy space prefix,
 collapse runs of spaces, and skip training lines longer than 4,192 bytes. Here, by default:
 identity normalisation, no dummy prefix, whitespace kept, byte fallback (any byte sequence
-encodes), digits split, long lines cut into chunks instead of skipped, and runs of one to four
-``\\n`` are pieces of their own, so documents keep their line structure cheaply.
+encodes), digits split, long lines cut into chunks instead of skipped, printable ASCII always
+in the vocabulary, and runs of newlines (``\\n`` or ``\\r\\n``) are pieces of their own, so
+documents keep their line structure cheaply.
 
 Large inputs are sampled while streaming: every line gets a seeded random priority and only the
 ``sample_bytes`` worth of lines with the lowest priorities is kept (a bottom-k reservoir), so
@@ -21,6 +22,7 @@ import heapq
 import json
 import os
 import random
+import string
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -189,7 +191,11 @@ def trainer_options(cfg: TokenizerConfig) -> dict:
         split_by_unicode_script=False,  # lets "word," and "'s" merge: about 3 % fewer tokens
         allow_whitespace_only_pieces=True,
         max_sentence_length=cfg.max_line_bytes + 16,
-        user_defined_symbols=["\n", "\n\n", "\n\n\n", "\n\n\n\n"],  # newline runs, one token each
+        # newline runs (Unix and Windows), one token each
+        user_defined_symbols=["\n", "\n\n", "\n\n\n", "\n\n\n\n", "\r\n", "\r\n\r\n", "\r\n\r\n\r\n"],
+        # printable ASCII and tabs are pieces whatever their frequency: common digits and
+        # punctuation never fall back to bytes (character_coverage alone drops rare ones)
+        required_chars="".join(c for c in string.printable if c not in " \n\x0b\x0c"),
         input_sentence_size=0,
         shuffle_input_sentence=False,
         unk_id=0,
