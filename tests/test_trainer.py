@@ -97,7 +97,12 @@ def test_ddp_two_cpu_processes_match_one(shards, tmp_path):
     one = subprocess.run([sys.executable, "-m", "corpus.cli", "train", "--shards", str(shards), "--output", str(tmp_path / "one"),
                           *common, "--set", "batch_size=8"], cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert one.returncode == 0, one.stderr[-2000:]
-    two = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_port=29533",
+    import socket
+
+    with socket.socket() as sock:  # a free port for the rendezvous
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    two = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", f"--master_port={port}",
                           "-m", "corpus.cli", "train", "--shards", str(shards), "--output", str(tmp_path / "two"),
                           *common, "--set", "batch_size=4"], cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert two.returncode == 0, two.stderr[-3000:]
