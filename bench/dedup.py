@@ -28,7 +28,6 @@ from __future__ import annotations
 import argparse
 import glob
 import json
-import multiprocessing as mp
 import os
 import random
 import resource
@@ -274,16 +273,9 @@ def _child(tool, docs, workdir, conn):
 
 
 def run_tool(tool, docs, workdir):
-    ctx = mp.get_context("spawn")
-    parent, child = ctx.Pipe()
-    p = ctx.Process(target=_child, args=(tool, docs, workdir, child))
-    p.start()
-    while not parent.poll(1):
-        if not p.is_alive():
-            raise RuntimeError(f"{tool} failed (exit code {p.exitcode}); see its traceback above")
-    result = parent.recv()
-    p.join()
-    return result
+    from bench.common import in_child
+
+    return in_child(_child, tool, docs, workdir)
 
 
 # ------------------------------------------------------------------ scoring

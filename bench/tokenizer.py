@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import multiprocessing as mp
 import os
 import resource
 import sys
@@ -102,19 +101,6 @@ def _train_hf(train_dir, out, vocab, threads, conn):
     conn.send((time.perf_counter() - t, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024))
 
 
-def in_child(fn, *args):
-    ctx = mp.get_context("spawn")
-    parent, child = ctx.Pipe()
-    p = ctx.Process(target=fn, args=(*args, child))
-    p.start()
-    while not parent.poll(1):
-        if not p.is_alive():
-            raise RuntimeError(f"{fn.__name__} failed (exit code {p.exitcode})")
-    out = parent.recv()
-    p.join()
-    return out
-
-
 def median_time(fn, repeat: int = 3) -> float:
     times = []
     for _ in range(repeat):
@@ -134,6 +120,8 @@ def main():
     os.environ["RAYON_NUM_THREADS"] = str(args.threads)
 
     from tokenizers import Tokenizer as HFTokenizer
+
+    from bench.common import in_child
 
     from corpus.shards import read_manifest, split_tokens
     from tokenizer.encode import ShardsConfig, write_shards

@@ -37,7 +37,7 @@ from tokenizer.sp import Tokenizer
 @dataclass
 class TokenizerConfig:
     vocab_size: int = 8000
-    character_coverage: float = 0.9995
+    character_coverage: float = 0.999  # the share of character occurrences that get a piece of their own
     sample_bytes: int = 500_000_000
     heldout_fraction: float = 0.01
     heldout_max_bytes: int = 5_000_000
