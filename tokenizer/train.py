@@ -240,12 +240,15 @@ def train_tokenizer(inputs, out_dir: str | Path, cfg: TokenizerConfig) -> dict:
         except RuntimeError as e:
             # many scripts, small vocabulary: the characters at this coverage do not fit. Cover
             # fewer as single pieces (byte fallback still encodes the rest, losslessly).
-            if "smaller than required_chars" in str(e) and options["character_coverage"] > 0.95:
-                options["character_coverage"] = round(1 - (1 - options["character_coverage"]) * 3, 6)
+            # (sentencepiece accepts coverages from 0.98 up)
+            if "smaller than required_chars" in str(e) and options["character_coverage"] > 0.98:
+                options["character_coverage"] = max(0.98, round(1 - (1 - options["character_coverage"]) * 3, 6))
                 logger.warning(f"tokenizer: vocab_size {cfg.vocab_size} cannot hold every character at this "
                                f"coverage; retrying with character_coverage {options['character_coverage']}")
                 continue
-            raise ValueError(f"tokenizer: sentencepiece failed: {e}") from None
+            hint = " Raise vocab_size: the text has more distinct characters than it holds." \
+                if "smaller than required_chars" in str(e) else ""
+            raise ValueError(f"tokenizer: sentencepiece failed: {e}.{hint}") from None
     os.replace(f"{prefix}.vocab", out_dir / "tokenizer.vocab")
     os.replace(f"{prefix}.model", out_dir / "tokenizer.model")
     train_seconds = time.time() - t0
