@@ -134,3 +134,16 @@ def test_notebook_runs(made, tmp_path, monkeypatch):
     assert "every shard matches the manifest" in outputs and "train tokens in" in outputs
     assert any(o.get("output_type") == "display_data" and "image/png" in o.get("data", {})
                for c in nb.cells if c.cell_type == "code" for o in c.outputs)
+
+
+def test_tiny_corpus_still_gets_a_val_document(made, tmp_path):
+    root, _ = made
+    docs = tmp_path / "docs.jsonl"
+    docs.write_text("".join(json.dumps({"id": f"d{i}", "text": f"document number {i} " * 50}) + "\n" for i in range(5)))
+    manifest = write_shards(docs, root / "tok" / "tokenizer.model", tmp_path / "s", ShardsConfig(val_fraction=0.001))
+    assert manifest["totals"]["val"]["documents"] == 1 and manifest["totals"]["train"]["documents"] == 4
+    assert shards.verify(tmp_path / "s") == []
+    tok = Tokenizer(root / "tok" / "tokenizer.model")
+    rows = list(shards.open(tmp_path / "s", None))
+    assert sorted(r["id"] for r in rows) == [f"d{i}" for i in range(5)]
+    assert all(tok.decode(r["tokens"]) == f"document number {r['id'][1:]} " * 50 for r in rows)

@@ -2,7 +2,7 @@
 
 The train/val split is decided by a hash of each document's id, so it does not depend on the
 order of the input or on how many processes wrote it; when the corpus is so small that the
-hash puts no document in val, the document with the smallest hash goes there. ``tasks``
+hash puts no document in val, the document with the smallest hash is moved there. ``tasks``
 processes share the input files; each writes its own ``<split>-<task>-NNNNN.arrow`` shards. Each shard is
 written under a temporary name and renamed when complete; ``manifest.json`` comes last, and a
 re-run with the same tokenizer and settings skips the work.
@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import itertools
 import json
-import math
 import multiprocessing
 import os
 import time
@@ -22,10 +21,11 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute  # noqa: F401  (pa.compute)
 from loguru import logger
 
 from corpus.io import atomic_path, sha256_file, write_json
-from corpus.shards import MANIFEST, schema, token_type
+from corpus.shards import MANIFEST, open_shard, schema, token_type
 from tokenizer.sp import Tokenizer
 from tokenizer.train import hash_fraction, input_files, iter_file
 
@@ -102,7 +102,7 @@ def _list_array(ids: list[list[int]], ttype: pa.DataType) -> pa.ListArray:
 def _encode_files(task: int, files: list[str], model_file: str, out_dir: str, cfg: ShardsConfig,
                   threshold: float, num_threads: int) -> tuple[list[dict], int, float, int]:
     """One task: encode the documents of ``files`` into ``<split>-<task>-NNNNN.arrow`` shards.
-    Returns the shard entries, the document count, the smallest split hash and the val count."""
+    Returns the shard entries, the document count, (smallest split hash, its id) and the val count."""
     tok = Tokenizer(model_file)
     sch = schema(tok.vocab_size)
     ttype = token_type(tok.vocab_size)
@@ -110,7 +110,7 @@ def _encode_files(task: int, files: list[str], model_file: str, out_dir: str, cf
     writers = {s: _ShardWriter(out, f"{s}-{task:03d}", s, sch, cfg.shard_tokens) for s in ("train", "val")}
     pending: dict[str, list[dict]] = {"train": [], "val": []}
     pending_bytes = {"train": 0, "val": 0}
-    n_docs, n_val, smallest = 0, 0, 1.0
+    n_docs, n_val, smallest = 0, 0, (1.0, "")
 
     def flush(split: str):
         rows = pending[split]
@@ -118,7 +118,7 @@ def _encode_files(task: int, files: list[str], model_file: str, out_dir: str, cf
             return
         texts = [r["text"] for r in rows]
         ids = tok.encode_batch(texts, num_threads=num_threads)
-        nbytes = [len(t.encode("utf-8", "surrogatepass")) for t in texts]
+        nbytes = [len(t) if t.isascii() else len(t.encode("utf-8", "surrogatepass")) for t in texts]
         meta = [r.get("metadata") if isinstance(r.get("metadata"), dict) else {} for r in rows]
         batch = pa.record_batch(
             [
@@ -141,7 +141,7 @@ def _encode_files(task: int, files: list[str], model_file: str, out_dir: str, cf
             if not isinstance(doc.get("text"), str) or not doc["text"]:
                 continue
             fraction = hash_fraction(str(doc.get("id")), "split")
-            smallest = min(smallest, fraction)
+            smallest = min(smallest, (fraction, str(doc.get("id"))))
             split = "val" if fraction < threshold else "train"
             n_val += split == "val"
             pending[split].append(doc)
@@ -155,6 +155,32 @@ def _encode_files(task: int, files: list[str], model_file: str, out_dir: str, cf
         flush(split)
         writers[split].close()
     return writers["train"].entries + writers["val"].entries, n_docs, smallest, n_val
+
+
+def _move_to_val(out_dir: Path, results: list, doc_id: str) -> None:
+    """Move one document's row from its train shard into a new val shard (no re-encoding)."""
+    for entries, *_ in results:
+        for e in entries:
+            if e["split"] != "train":
+                continue
+            path = out_dir / e["file"]
+            table = open_shard(path)
+            mask = pa.compute.equal(table.column("id"), doc_id)
+            if not pa.compute.any(mask).as_py():
+                continue
+            moved, kept = table.filter(mask), table.filter(pa.compute.invert(mask))
+            task = e["file"].split("-")[1]
+            val = {"file": f"val-{task}-00000.arrow", "split": "val"}
+            for target, part in ((e, kept), (val, moved)):
+                with atomic_path(out_dir / target["file"]) as tmp:
+                    with pa.OSFile(str(tmp), "wb") as sink, pa.ipc.new_stream(sink, part.schema) as w:
+                        w.write_table(part)
+                target["rows"] = part.num_rows
+                target["tokens"] = int(pa.compute.sum(pa.compute.list_value_length(part.column("tokens"))).as_py() or 0)
+                target["bytes"] = int(pa.compute.sum(part.column("num_bytes")).as_py() or 0)
+                target["sha256"] = sha256_file(out_dir / target["file"])
+            entries.append(val)
+            return
 
 
 def write_shards(docs, model_file, out_dir, cfg: ShardsConfig, pipeline: dict | None = None) -> dict:
@@ -187,20 +213,13 @@ def write_shards(docs, model_file, out_dir, cfg: ShardsConfig, pipeline: dict | 
         with ProcessPoolExecutor(tasks, mp_context=multiprocessing.get_context("spawn")) as pool:
             return list(pool.map(_encode_files, *zip(*jobs)))
 
-    threshold = cfg.val_fraction
-    if sum(os.path.getsize(f) for f in files) < 64 * 2**20:
-        # a small corpus may have no id that hashes into val: then the smallest hash goes there
-        # (read the ids first: cheap at this size, and it spares encoding everything twice)
-        fractions = [hash_fraction(str(d.get("id")), "split") for f in files for d in iter_file(Path(f))
-                     if isinstance(d.get("text"), str) and d["text"]]
-        if len(fractions) > 1 and min(fractions) >= threshold:
-            threshold = math.nextafter(min(fractions), 1.0)
-    results = run_all(threshold)
+    results = run_all(cfg.val_fraction)
     n_docs = sum(r[1] for r in results)
     if n_docs == 0:
         raise ValueError(f"shards: no documents in {[str(i) for i in inputs]}")
-    if sum(r[3] for r in results) == 0 and n_docs > 1:  # a large corpus, and still no val document
-        results = run_all(math.nextafter(min(r[2] for r in results), 1.0))
+    if sum(r[3] for r in results) == 0 and n_docs > 1:
+        # a corpus so small that no id hashed into val: the document with the smallest hash goes there
+        _move_to_val(out_dir, results, min(r[2] for r in results)[1])
     shards = sorted((e for r in results for e in r[0]), key=lambda e: (e["split"] != "train", e["file"]))
     tok = Tokenizer(model_file)
     totals = {
