@@ -101,6 +101,18 @@ def _train_hf(train_dir, out, vocab, threads, conn):
     conn.send((time.perf_counter() - t, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024))
 
 
+def paired_medians(a, b, repeat: int = 7) -> tuple[float, float]:
+    """Median times of two functions measured alternately (a, b, a, b, ...), so that drift in
+    the machine's speed falls on both alike."""
+    ta, tb = [], []
+    for _ in range(repeat):
+        for fn, times in ((a, ta), (b, tb)):
+            t = time.perf_counter()
+            fn()
+            times.append(time.perf_counter() - t)
+    return float(np.median(ta)), float(np.median(tb))
+
+
 def median_time(fn, repeat: int = 3) -> float:
     times = []
     for _ in range(repeat):
@@ -195,7 +207,7 @@ def main():
             return int(np.memmap(tmp / "tokens.u16", dtype=np.uint16, mode="r").sum(dtype=np.uint64))
 
         assert read_shards() == read_memmap()
-        seq_shards, seq_memmap = median_time(read_shards, 5), median_time(read_memmap, 5)
+        seq_shards, seq_memmap = paired_medians(read_shards, read_memmap, 9)
         eos = read_manifest(tmp / "bigshards")["tokenizer"]["eos_id"]
         batches = Batches(PackedTokens(tmp / "bigshards", "train", eos), 256, seed=0)
         mm = np.memmap(tmp / "tokens.u16", dtype=np.uint16, mode="r")
@@ -210,7 +222,7 @@ def main():
             for k in range(200):
                 np.stack([mm[s : s + 257].astype(np.int64) for s in starts[k * 64 : (k + 1) * 64]])
 
-        win_shards, win_memmap = median_time(windows_shards), median_time(windows_memmap)
+        win_shards, win_memmap = paired_medians(windows_shards, windows_memmap, 3)
 
     print()
     print(f"{'':34}{'corpus (sentencepiece)':>24}{'HF tokenizers BPE':>20}")
