@@ -138,7 +138,8 @@ class Runner:
         for index, step in enumerate(self.steps):
             owner = getattr(step, "yaml_index", index)
             if getattr(step, "barrier", False):
-                first, middle, last = step.stages(str(self.out / "dedup"))
+                folder = self.out / ("dedup" if segment == 0 else f"dedup-{segment + 1}")
+                first, middle, last = step.stages(str(folder))
                 work = self.out / "work" / f"{segment:02d}"
                 plan.append(Job(f"{segment:02d}-steps", steps + [first, JsonlWriter(str(work))], owners + [owner, None]))
                 for k, (stage, tasks) in enumerate(middle):
@@ -226,7 +227,12 @@ class Runner:
     # ------------------------------------------------------------ everything
     def run(self) -> dict:
         self.out.mkdir(parents=True, exist_ok=True)
-        (self.out / "pipeline.yaml").write_text(yaml.safe_dump(self.cfg.raw, sort_keys=False, allow_unicode=True))
+        resolved = yaml.safe_dump(self.cfg.raw, sort_keys=False, allow_unicode=True)
+        previous = self.out / "pipeline.yaml"
+        if previous.exists() and previous.read_text() != resolved and (self.out / "logs").exists():
+            logger.warning(f"corpus: {self.out} holds a run of a different configuration; its finished tasks are "
+                           "reused (datatrove's completion markers). Use a new output_dir to start over.")
+        previous.write_text(resolved)
         t0 = time.time()
         summaries, steps_seconds = self.run_steps()
         summary = {

@@ -13,6 +13,7 @@ import json
 import re
 import time
 from pathlib import PurePosixPath
+from typing import Literal
 
 import fsspec
 from datatrove.data import Document, DocumentsPipeline
@@ -339,10 +340,9 @@ class FilesReader(FileReader):
 
     name = "📄 files_reader"
 
-    def __init__(self, paths: list[str], limit: int = -1, errors: str = "skip", max_bytes: int = 50_000_000):
+    def __init__(self, paths: list[str], limit: int = -1, errors: Literal["skip", "replace"] = "skip",
+                 max_bytes: int = 50_000_000):
         super().__init__(paths, limit)
-        if errors not in ("skip", "replace"):
-            raise ValueError("errors must be 'skip' or 'replace'")
         self.errors, self.max_bytes = errors, max_bytes
 
     def read_file(self, url, protocol, rel):

@@ -141,3 +141,19 @@ def test_pairs_stage_scales_over_tasks(pages, tmp_path):
     kept = [d.id for r in range(2) for d in filt.run(iter(passed[r]), rank=r, world_size=2)]
     assert len(kept) == len(docs) - 2
     assert ("v0" in kept) != (pages["zh"][0].id in kept) and ("v1" in kept) != (pages["en"][0].id in kept)
+
+
+def test_two_dedup_steps_keep_separate_folders(pages, tmp_path):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for i, d in enumerate(pages["en"] + pages["en"][:2]):
+        (folder / f"{i:03d}.txt").write_text(d.text)
+    cfg = config_from_dict({
+        "output_dir": str(tmp_path / "run"),
+        "steps": [{"files_reader": {"paths": [str(folder / "*.txt")]}}, {"minhash_dedup": {}},
+                  {"quality_score": {}}, {"minhash_dedup": {"threshold": 0.5}}, {"jsonl_writer": {}}],
+    })
+    summary = Runner(cfg).run()
+    assert summary["steps"][1]["dropped"] == {"exact_duplicate": 2}
+    assert summary["steps"][3]["documents_in"] == len(pages["en"])
+    assert (tmp_path / "run" / "dedup" / "clusters.jsonl").exists() and (tmp_path / "run" / "dedup-2" / "clusters.jsonl").exists()
