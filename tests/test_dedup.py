@@ -146,7 +146,8 @@ def test_pairs_stage_scales_over_tasks(pages, tmp_path):
 def test_two_dedup_steps_keep_separate_folders(pages, tmp_path):
     folder = tmp_path / "in"
     folder.mkdir()
-    for i, d in enumerate(pages["en"] + pages["en"][:2]):
+    docs = pages["zh"] + pages["en"] + pages["ru"]
+    for i, d in enumerate(docs + docs[:2]):
         (folder / f"{i:03d}.txt").write_text(d.text)
     cfg = config_from_dict({
         "output_dir": str(tmp_path / "run"),
@@ -155,5 +156,5 @@ def test_two_dedup_steps_keep_separate_folders(pages, tmp_path):
     })
     summary = Runner(cfg).run()
     assert summary["steps"][1]["dropped"] == {"exact_duplicate": 2}
-    assert summary["steps"][3]["documents_in"] == len(pages["en"])
+    assert summary["steps"][3]["documents_in"] == len(docs)
     assert (tmp_path / "run" / "dedup" / "clusters.jsonl").exists() and (tmp_path / "run" / "dedup-2" / "clusters.jsonl").exists()
