@@ -49,12 +49,9 @@ class PackedTokens:
             idx = np.flatnonzero(is_token)
             out[idx] = self.parts[0][0][self.start_in_part[doc[idx]] + local[idx]]
         else:
-            idx = np.flatnonzero(is_token)
-            parts = self.part_of[doc[idx]]
-            order = np.argsort(parts, kind="stable")  # group positions by the shard chunk they read
-            bounds = np.concatenate([[0], np.cumsum(np.bincount(parts, minlength=len(self.parts)))])
-            for p in np.flatnonzero(np.diff(bounds)):
-                sel = idx[order[bounds[p] : bounds[p + 1]]]
+            parts = np.where(is_token, self.part_of[doc], -1)
+            for p in np.flatnonzero(np.bincount(parts + 1, minlength=len(self.parts) + 1)[1:]):
+                sel = np.flatnonzero(parts == p)  # positions that read this shard chunk
                 out[sel] = self.parts[p][0][self.start_in_part[doc[sel]] + local[sel]]
         return out.reshape(len(starts), length)
 
