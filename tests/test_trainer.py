@@ -116,3 +116,10 @@ def test_ddp_two_cpu_processes_match_one(shards, tmp_path):
     assert state["world"] == 2 and state["data_position"] == 12 * 8
     for (name, pa_), (_, pb) in zip(ma.state_dict().items(), mb.state_dict().items()):
         assert torch.allclose(pa_, pb, atol=2e-3), name
+
+
+def test_rotary_embeddings_train(shards, tmp_path):
+    result = train(shards, tmp_path, TrainConfig(**TINY, max_steps=40, rope=True))
+    assert result["final_val_loss"] < result["first_val_loss"] - 1.0
+    model, _ = load_model(tmp_path / "ckpt.pt")
+    assert model.rope and not hasattr(model, "wpe")

@@ -14,6 +14,7 @@ class TrainConfig:
     n_embd: int = 128
     block_size: int = 128
     dropout: float = 0.0
+    rope: bool = False  # rotary position embeddings instead of learned ones
     # optimisation
     batch_size: int = 16
     grad_accum: int = 1

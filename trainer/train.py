@@ -82,7 +82,7 @@ def save_checkpoint(path: Path, model, optimizer, cfg: TrainConfig, step: int, p
 def load_model(checkpoint: str | Path, device: str = "cpu") -> tuple[GPT, dict]:
     state = torch.load(checkpoint, map_location=device, weights_only=False)
     c = state["config"]
-    model = GPT(state["vocab_size"], c["block_size"], c["n_layer"], c["n_head"], c["n_embd"], c["dropout"])
+    model = GPT(state["vocab_size"], c["block_size"], c["n_layer"], c["n_head"], c["n_embd"], c["dropout"], c.get("rope", False))
     model.load_state_dict(state["model"])
     return model.to(device), state
 
@@ -144,7 +144,7 @@ def train(shards_dir: str | Path, out_dir: str | Path, cfg: TrainConfig, stop_at
     val_tpb = tokens_per_byte(shards_dir, "val")
 
     torch.manual_seed(cfg.seed)
-    model = GPT(vocab_size, cfg.block_size, cfg.n_layer, cfg.n_head, cfg.n_embd, cfg.dropout).to(device)
+    model = GPT(vocab_size, cfg.block_size, cfg.n_layer, cfg.n_head, cfg.n_embd, cfg.dropout, cfg.rope).to(device)
     optimizer = make_optimizer(model, cfg, device)
     step, position, history = 0, 0, []
     ckpt_path = out_dir / CHECKPOINT
