@@ -311,13 +311,21 @@ BUCKET_DTYPE = np.dtype([("hash", "<u8"), ("idx", "<u4")])
 PAIR_DTYPE = np.dtype([("ra", "<u4"), ("ia", "<u4"), ("rb", "<u4"), ("ib", "<u4"), ("sim", "<f4")])
 
 
-class MinhashSignatures(PipelineStep):
-    name = "🫂 minhash_dedup: signatures"
+class _Stage(PipelineStep):
+    """A stage of minhash_dedup: its parameters and the folder the stages share."""
+
     type = "🫂 - DEDUP"
 
-    def __init__(self, params: MinhashParams, folder: str, batch_docs: int = 2048, batch_bytes: int = 2_000_000):
+    def __init__(self, params: MinhashParams, folder: str):
         super().__init__()
         self.params, self.folder = params, folder
+
+
+class MinhashSignatures(_Stage):
+    name = "🫂 minhash_dedup: signatures"
+
+    def __init__(self, params: MinhashParams, folder: str, batch_docs: int = 2048, batch_bytes: int = 2_000_000):
+        super().__init__(params, folder)
         self.batch_docs, self.batch_bytes = batch_docs, batch_bytes
 
     def run(self, data: DocumentsPipeline, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
@@ -411,13 +419,8 @@ class _Signatures:
         return (self.gather(ra, ia) == self.gather(rb, ib)).mean(axis=1).astype(np.float32)
 
 
-class MinhashPairs(PipelineStep):
+class MinhashPairs(_Stage):
     name = "🫂 minhash_dedup: pairs"
-    type = "🫂 - DEDUP"
-
-    def __init__(self, params: MinhashParams, folder: str):
-        super().__init__()
-        self.params, self.folder = params, folder
 
     def run(self, data: DocumentsPipeline = None, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
         p = self.params
@@ -483,13 +486,8 @@ class UnionFind:
             self.parent[max(ra, rb)] = min(ra, rb)
 
 
-class MinhashClusters(PipelineStep):
+class MinhashClusters(_Stage):
     name = "🫂 minhash_dedup: clusters"
-    type = "🫂 - DEDUP"
-
-    def __init__(self, params: MinhashParams, folder: str):
-        super().__init__()
-        self.params, self.folder = params, folder
 
     def run(self, data: DocumentsPipeline = None, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
         uf = UnionFind()
