@@ -8,11 +8,9 @@ Both models get the same size (layers, heads, width, vocabulary, context), the s
 random token ids, AdamW, and the same number of timed training steps (forward, backward,
 optimizer step) after warm-up steps; each measurement is the median of ``--repeats`` runs.
 
-MFU = achieved FLOP/s / peak FLOP/s, with nanoGPT's count of 6N + 12·L·T·d FLOPs per token
-(N: the model's parameters without position embeddings). The peak is the device's datasheet
-figure where it is known (A100, H100, H200 in bf16), and otherwise, as on CPUs, the FLOP/s of a
-large matrix product measured on this machine in the same precision: MFU then says how close
-training comes to the best this machine does on matrix products.
+MFU = achieved FLOP/s / peak FLOP/s, as the trainer logs it (``trainer/mfu.py``): nanoGPT's
+count of 6N + 12·L·T·d FLOPs per token, and the datasheet peak for known GPUs in bf16, else the
+FLOP/s of a large matrix product measured on this machine in the same precision.
 """
 
 from __future__ import annotations
@@ -28,29 +26,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-PEAKS = {"H100": 989e12, "H200": 989e12, "A100": 312e12}  # dense bf16 datasheet figures
-
-
-def peak_flops(device: str, dtype: torch.dtype) -> tuple[float, str]:
-    if device.startswith("cuda"):
-        name = torch.cuda.get_device_name()
-        for key, value in PEAKS.items():
-            if key in name and dtype == torch.bfloat16:
-                return value, f"{name} datasheet"
-    n = 4096 if device.startswith("cuda") else 1024
-    a = torch.randn(n, n, device=device, dtype=dtype)
-    b = torch.randn(n, n, device=device, dtype=dtype)
-    for _ in range(3):
-        a @ b
-    sync(device)
-    times = []
-    for _ in range(10):
-        t = time.perf_counter()
-        a @ b
-        sync(device)
-        times.append(time.perf_counter() - t)
-    return 2 * n**3 / min(times), f"measured {n}x{n} matmul"
-
+from trainer.mfu import flops_per_token, peak_flops  # noqa: E402
 
 def sync(device: str) -> None:
     if device.startswith("cuda"):
@@ -108,8 +84,8 @@ def measure(kind: str, args, device: str, dtype) -> dict:
     seconds = statistics.median(runs) / args.steps
     tokens = args.batch_size * args.block_size
     n = non_embedding_params(model, kind)
-    flops_per_token = 6 * n + 12 * args.n_layer * args.n_embd * args.block_size
-    return {"params_M": n / 1e6, "tokens_per_s": tokens / seconds, "flops": flops_per_token * tokens / seconds,
+    per_token = flops_per_token(n, args.n_layer, args.n_embd, args.block_size)
+    return {"params_M": n / 1e6, "tokens_per_s": tokens / seconds, "flops": per_token * tokens / seconds,
             "ms_per_step": seconds * 1000}
 
 

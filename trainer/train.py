@@ -26,6 +26,7 @@ from corpus.io import atomic_path, write_json
 from corpus.shards import read_manifest
 from trainer.config import TrainConfig
 from trainer.data import Batches, PackedTokens, tokens_per_byte
+from trainer.mfu import flops_per_token, peak_flops
 from trainer.model import GPT
 
 CHECKPOINT = "ckpt.pt"
@@ -166,10 +167,13 @@ def train(shards_dir: str | Path, out_dir: str | Path, cfg: TrainConfig, stop_at
 
     n_params = model.num_params()
     tokens_per_step = cfg.batch_size * cfg.grad_accum * cfg.block_size * world
+    token_flops = flops_per_token(n_params, cfg.n_layer, cfg.n_embd, cfg.block_size)
+    peak, peak_source = peak_flops(device, dtype)
     if master:
         logger.info(
             f"train: {n_params / 1e6:.2f}M parameters, device {device} x {world}, {train_batches.data.total} train tokens, "
-            f"{val_batches.data.total} val tokens, {tokens_per_step} tokens/step, {cfg.max_steps} steps"
+            f"{val_batches.data.total} val tokens, {tokens_per_step} tokens/step, {cfg.max_steps} steps; "
+            f"MFU against {peak / 1e12:.2f} TFLOP/s per process ({peak_source})"
         )
 
     def eval_and_log(at_step: int, train_loss: float | None, tok_s: float | None, elapsed: float):
@@ -218,7 +222,8 @@ def train(shards_dir: str | Path, out_dir: str | Path, cfg: TrainConfig, stop_at
         if master and (step % cfg.log_interval == 0 or step == cfg.max_steps):
             now = time.time()
             tok_s = tokens_since / max(1e-9, now - t_log)
-            logger.info(f"train: step {step}/{cfg.max_steps} loss {loss_value:.4f} lr {lr:.2e} {tok_s:,.0f} tok/s")
+            mfu = tok_s * token_flops / (peak * world)
+            logger.info(f"train: step {step}/{cfg.max_steps} loss {loss_value:.4f} lr {lr:.2e} {tok_s:,.0f} tok/s, MFU {mfu:.1%}")
             t_log, tokens_since = now, 0
         if step % cfg.eval_interval == 0 or step == cfg.max_steps:
             eval_and_log(step, round(loss_value, 4), round(tokens_per_step * step / max(1e-9, time.time() - t_start)),
