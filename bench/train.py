@@ -26,12 +26,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from trainer.mfu import flops_per_token, peak_flops  # noqa: E402
-
-def sync(device: str) -> None:
-    if device.startswith("cuda"):
-        torch.cuda.synchronize()
-
+from trainer.mfu import flops_per_token, peak_flops, sync  # noqa: E402
 
 def build(kind: str, args) -> torch.nn.Module:
     if kind == "corpus":

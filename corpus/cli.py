@@ -152,19 +152,13 @@ def cmd_eval(args) -> int:
 
 
 def cmd_sample(args) -> int:
-    import torch
-
     from tokenizer.sp import Tokenizer
-    from trainer.train import load_model, pick_device
+    from trainer.train import load_model, pick_device, sample_text
 
     device = pick_device(args.device)
     model, state = load_model(args.checkpoint, device)
-    tok = Tokenizer(state["tokenizer"])
-    prompt = tok.encode(args.prompt) if args.prompt else [tok.eos_id]
-    gen = torch.Generator(device=device).manual_seed(args.seed)
-    model.eval()
-    out = model.generate(torch.tensor([prompt], device=device), args.tokens, args.temperature, args.top_k, generator=gen)
-    print(args.prompt + tok.decode([t for t in out[0].tolist()[len(prompt):] if t != tok.eos_id]))
+    print(sample_text(model, Tokenizer(state["tokenizer"]), args.prompt, args.tokens, args.temperature, args.top_k,
+                      args.seed, device))
     return 0
 
 

@@ -55,6 +55,11 @@ def read_manifest(folder: str | Path) -> dict:
     return json.loads(path.read_text())
 
 
+def token_count(table: pa.Table) -> int:
+    """Tokens in a shard table (all documents)."""
+    return int(pa.compute.sum(pa.compute.list_value_length(table.column("tokens"))).as_py() or 0)
+
+
 def open_shard(path: str | Path) -> pa.Table:
     """Memory-maps a shard: the token buffers are views of the file, not copies."""
     with pa.memory_map(str(path), "r") as source:
@@ -165,7 +170,7 @@ def verify(folder: str | Path) -> list[str]:
             problems.append(f"{e['file']}: sha256 differs from the manifest (the file changed or is corrupt)")
         try:
             t = open_shard(path)
-            tokens = int(pa.compute.sum(pa.compute.list_value_length(t.column("tokens"))).as_py() or 0)
+            tokens = token_count(t)
             if t.num_rows != e["rows"] or tokens != e["tokens"]:
                 problems.append(f"{e['file']}: {t.num_rows} rows, {tokens} tokens; the manifest says {e['rows']}, {e['tokens']}")
         except (pa.ArrowInvalid, OSError) as err:

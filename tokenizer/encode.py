@@ -25,7 +25,7 @@ import pyarrow.compute  # noqa: F401  (pa.compute)
 from loguru import logger
 
 from corpus.io import atomic_path, sha256_file, write_json
-from corpus.shards import MANIFEST, open_shard, schema, token_type
+from corpus.shards import MANIFEST, open_shard, schema, token_count, token_type
 from tokenizer.sp import Tokenizer
 from tokenizer.train import hash_fraction, input_files, iter_file
 
@@ -176,7 +176,7 @@ def _move_to_val(out_dir: Path, results: list, doc_id: str) -> None:
                     with pa.OSFile(str(tmp), "wb") as sink, pa.ipc.new_stream(sink, part.schema) as w:
                         w.write_table(part)
                 target["rows"] = part.num_rows
-                target["tokens"] = int(pa.compute.sum(pa.compute.list_value_length(part.column("tokens"))).as_py() or 0)
+                target["tokens"] = token_count(part)
                 target["bytes"] = int(pa.compute.sum(part.column("num_bytes")).as_py() or 0)
                 target["sha256"] = sha256_file(out_dir / target["file"])
             entries.append(val)

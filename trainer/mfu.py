@@ -19,7 +19,7 @@ def flops_per_token(n_params: int, n_layer: int, n_embd: int, block_size: int) -
     return 6 * n_params + 12 * n_layer * n_embd * block_size
 
 
-def _sync(device: str) -> None:
+def sync(device: str) -> None:
     if device.startswith("cuda"):
         torch.cuda.synchronize()
 
@@ -37,11 +37,11 @@ def peak_flops(device: str, dtype: torch.dtype | None) -> tuple[float, str]:
     b = torch.randn(n, n, device=device, dtype=dtype)
     for _ in range(3):
         a @ b
-    _sync(device)
+    sync(device)
     best = float("inf")
     for _ in range(10):
         t = time.perf_counter()
         a @ b
-        _sync(device)
+        sync(device)
         best = min(best, time.perf_counter() - t)
     return 2 * n**3 / best, f"measured {n}x{n} matmul, {str(dtype).removeprefix('torch.')}"

@@ -315,18 +315,22 @@ def evaluate_text(checkpoint: str | Path, text: str, device: str = "auto", batch
             "bits_per_byte": round(total_loss / math.log(2) / n_bytes, 4)}
 
 
+def sample_text(model: GPT, tok, prompt: str, tokens: int, temperature: float, top_k: int, seed: int, device: str) -> str:
+    """Continue ``prompt`` (or start a document, after an eos) with ``tokens`` sampled tokens."""
+    ids = tok.encode(prompt) if prompt else [tok.eos_id]
+    gen = torch.Generator(device=device).manual_seed(seed)
+    was_training = model.training
+    model.eval()
+    out = model.generate(torch.tensor([ids], dtype=torch.long, device=device), tokens, temperature, top_k, generator=gen)
+    model.train(was_training)
+    return prompt + tok.decode([t for t in out[0].tolist()[len(ids):] if t != tok.eos_id])
+
+
 def generate_sample(model: GPT, tokenizer_path, cfg: TrainConfig, device: str) -> str:
     from tokenizer.sp import Tokenizer
 
-    tok = Tokenizer(tokenizer_path)
-    prompt = tok.encode(cfg.sample_prompt) if cfg.sample_prompt else [tok.eos_id]
-    idx = torch.tensor([prompt], dtype=torch.long, device=device)
-    gen = torch.Generator(device=device).manual_seed(cfg.seed)
-    model.eval()
-    out = model.generate(idx, cfg.sample_tokens, cfg.temperature, cfg.top_k, generator=gen)[0].tolist()
-    model.train()
-    body = [t for t in out[len(prompt):] if t != tok.eos_id]
-    return cfg.sample_prompt + tok.decode(body)
+    return sample_text(model, Tokenizer(tokenizer_path), cfg.sample_prompt, cfg.sample_tokens, cfg.temperature,
+                       cfg.top_k, cfg.seed, device)
 
 
 def _read_metrics(path: Path, up_to: int) -> list[dict]:
