@@ -149,7 +149,6 @@ def main():
     print(f"{args.docs}: {len(train)} training documents ({mb:.1f} MB), {len(heldout)} held out "
           f"({sum(len(d['text'].encode()) for d in heldout) / 1e6:.2f} MB); vocab {args.vocab_size}; "
           f"{args.threads} threads", flush=True)
-    rows = []
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         (tmp / "train").mkdir()
