@@ -35,3 +35,14 @@ def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
         while block := f.read(chunk):
             h.update(block)
     return h.hexdigest()
+
+
+def write_arrow(path: str | os.PathLike, table, stream: bool = False) -> None:
+    """An Arrow table to an IPC file (random access), or stream (``stream=True``), atomically."""
+    import pyarrow as pa
+
+    with atomic_path(path) as tmp:
+        with pa.OSFile(str(tmp), "wb") as sink:
+            writer = pa.ipc.new_stream(sink, table.schema) if stream else pa.ipc.new_file(sink, table.schema)
+            with writer:
+                writer.write_table(table)

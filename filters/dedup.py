@@ -44,7 +44,7 @@ from datatrove.pipeline.base import PipelineStep
 from datatrove.pipeline.filters.base_filter import BaseFilter
 from loguru import logger
 
-from corpus.io import atomic_path
+from corpus.io import atomic_path, write_arrow
 from corpus.registry import register
 from filters.heuristics import is_unspaced
 
@@ -542,10 +542,7 @@ class MinhashClusters(_Stage):
                               "removed": [x[2] for x in rows], "reason": [x[3] for x in rows],
                               "similarity": pa.array([x[4] for x in rows], pa.float32())})
             path = os.path.join(self.folder, "decisions", f"{r:05d}.arrow")
-            os.makedirs(os.path.dirname(path), exist_ok=True)
-            with atomic_path(path) as tmp:
-                with pa.OSFile(str(tmp), "wb") as sink, pa.ipc.new_file(sink, table.schema) as w:
-                    w.write_table(table)
+            write_arrow(path, table)
         with atomic_path(os.path.join(self.folder, "clusters.jsonl")) as tmp:
             with open(tmp, "w", encoding="utf-8") as f:
                 for entry in sorted(report, key=lambda e: e["cluster"]):

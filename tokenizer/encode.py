@@ -24,7 +24,7 @@ import pyarrow as pa
 import pyarrow.compute  # noqa: F401  (pa.compute)
 from loguru import logger
 
-from corpus.io import atomic_path, sha256_file, write_json
+from corpus.io import atomic_path, sha256_file, write_arrow, write_json
 from corpus.shards import MANIFEST, open_shard, schema, token_count, token_type
 from tokenizer.sp import Tokenizer
 from tokenizer.train import hash_fraction, input_files, iter_file
@@ -172,9 +172,7 @@ def _move_to_val(out_dir: Path, results: list, doc_id: str) -> None:
             task = e["file"].split("-")[1]
             val = {"file": f"val-{task}-00000.arrow", "split": "val"}
             for target, part in ((e, kept), (val, moved)):
-                with atomic_path(out_dir / target["file"]) as tmp:
-                    with pa.OSFile(str(tmp), "wb") as sink, pa.ipc.new_stream(sink, part.schema) as w:
-                        w.write_table(part)
+                write_arrow(out_dir / target["file"], part, stream=True)
                 target["rows"] = part.num_rows
                 target["tokens"] = token_count(part)
                 target["bytes"] = int(pa.compute.sum(part.column("num_bytes")).as_py() or 0)
