@@ -129,6 +129,18 @@ class GopherQuality(BaseFilter):
         return True
 
 
+def repeats(elements: list[str]) -> tuple[int, int]:
+    """How many elements repeat an earlier one, and their characters."""
+    seen, dup_count, dup_chars = set(), 0, 0
+    for e in elements:
+        if e in seen:
+            dup_count += 1
+            dup_chars += len(e)
+        else:
+            seen.add(e)
+    return dup_count, dup_chars
+
+
 def _ngram_duplicate_fraction(words: list[str], n: int) -> float:
     """Share of characters in word n-grams that occur more than once (Gopher's dup_n_grams)."""
     if len(words) < n:
@@ -166,30 +178,19 @@ class GopherRepetition(BaseFilter):
         self.top_n_grams = top_n_grams if top_n_grams is not None else {2: 0.2, 3: 0.18, 4: 0.16}
         self.dup_n_grams = dup_n_grams if dup_n_grams is not None else {5: 0.15, 6: 0.14, 7: 0.13, 8: 0.12, 9: 0.11, 10: 0.10}
 
-    @staticmethod
-    def _dups(elements: list[str]) -> tuple[int, int]:
-        seen, dup_count, dup_chars = set(), 0, 0
-        for e in elements:
-            if e in seen:
-                dup_count += 1
-                dup_chars += len(e)
-            else:
-                seen.add(e)
-        return dup_count, dup_chars
-
     def filter(self, doc: Document) -> bool | tuple[bool, str]:
         text = doc.text
         total_chars = max(1, len(text))
         paragraphs = [p.strip() for p in regex.split(r"\n{2,}", text.strip()) if p.strip()]
         if paragraphs:
-            count, chars = self._dups(paragraphs)
+            count, chars = repeats(paragraphs)
             if self.dup_para_frac is not None and count / len(paragraphs) > self.dup_para_frac:
                 return False, "gopher_dup_para_frac"
             if self.dup_para_char_frac is not None and chars / total_chars > self.dup_para_char_frac:
                 return False, "gopher_dup_para_char_frac"
         lines = [line.strip() for line in text.splitlines() if line.strip()]
         if lines:
-            count, chars = self._dups(lines)
+            count, chars = repeats(lines)
             if self.dup_line_frac is not None and count / len(lines) > self.dup_line_frac:
                 return False, "gopher_dup_line_frac"
             if self.dup_line_char_frac is not None and chars / total_chars > self.dup_line_char_frac:
@@ -307,11 +308,7 @@ class FineWebQuality(BaseFilter):
         short = self.short_line_length // 3 if unspaced else self.short_line_length
         if sum(1 for line in lines if len(line) <= short) / len(lines) >= self.short_line_thr:
             return False, "fineweb_short_line_ratio"
-        seen, dup_chars = set(), 0
-        for line in lines:
-            if line in seen:
-                dup_chars += len(line)
-            seen.add(line)
+        dup_chars = repeats(lines)[1]
         non_empty_chars = sum(len(line) for line in lines)
         if dup_chars / max(1, non_empty_chars) > self.char_duplicates_ratio:
             return False, "fineweb_char_dup_ratio"

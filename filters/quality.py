@@ -21,7 +21,7 @@ from datatrove.data import Document
 from datatrove.pipeline.filters.base_filter import BaseFilter
 
 from corpus.registry import register
-from filters.heuristics import STOP_WORDS, TERMINAL_PUNCT, is_unspaced, split_words
+from filters.heuristics import STOP_WORDS, TERMINAL_PUNCT, is_unspaced, repeats, split_words
 
 
 def heuristic_quality(doc: Document) -> tuple[float, dict[str, float]]:
@@ -34,12 +34,7 @@ def heuristic_quality(doc: Document) -> tuple[float, dict[str, float]]:
     parts = {}
     parts["punctuation"] = min(1.0, sum(line.endswith(TERMINAL_PUNCT) for line in lines) / len(lines) / 0.5)
     parts["letters"] = sum(any(c.isalpha() for c in w) for w in words) / len(words)
-    seen, dup = set(), 0
-    for line in lines:
-        if line in seen:
-            dup += len(line)
-        seen.add(line)
-    parts["uniqueness"] = 1.0 - dup / max(1, sum(map(len, lines)))
+    parts["uniqueness"] = 1.0 - repeats(lines)[1] / max(1, sum(map(len, lines)))
     parts["length"] = min(1.0, math.log10(len(words) + 1) / 3)
     stop = STOP_WORDS.get(doc.metadata.get("language", "" if unspaced else "en"))
     if stop:
