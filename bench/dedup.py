@@ -47,7 +47,7 @@ THRESHOLD = 0.8
 # ------------------------------------------------------------------ corpus
 
 def shingle_set(text: str, n: int = 5) -> set:
-    from filters.dedup import units
+    from corpus.dedup.minhash import units
 
     us = units(text, False)
     return {tuple(us[i : i + n]) for i in range(len(us) - n + 1)}
@@ -142,7 +142,7 @@ def _timed(stats: dict, name: str, fn, memory: bool = False):
 def run_corpus(docs, workdir, stats):
     from datatrove.data import Document
 
-    from filters.dedup import MinhashDedup
+    from corpus.dedup.step import MinhashDedup
 
     sig, middle, filt = MinhashDedup(threshold=THRESHOLD, num_perm=int(os.environ.get("BENCH_NUM_PERM", 128))).stages(
         str(Path(workdir) / "corpus"))
@@ -162,7 +162,7 @@ def run_corpus(docs, workdir, stats):
 def run_datasketch(docs, workdir, stats):
     from datasketch import MinHash, MinHashLSH
 
-    from filters.dedup import UnionFind, units
+    from corpus.dedup.minhash import UnionFind, units
 
     def signatures():
         out = []
@@ -262,7 +262,7 @@ def _child(tool, docs, workdir, conn):
     import datasketch  # noqa: F401  (imports are not part of any tool's time)
     import datatrove.pipeline.dedup.minhash  # noqa: F401
 
-    import filters.dedup  # noqa: F401
+    import corpus.dedup.step  # noqa: F401
 
     stats = {}
     t = time.perf_counter()

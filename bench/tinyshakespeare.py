@@ -38,8 +38,8 @@ def main():
     with open(docs / "docs.jsonl", "w") as f:
         for i in range(0, len(paras), 20):
             f.write(json.dumps({"id": f"shk-{i // 20:04d}", "text": "\n\n".join(paras[i : i + 20])}) + "\n")
-    from tokenizer.encode import ShardsConfig, write_shards
-    from tokenizer.train import TokenizerConfig, train_tokenizer
+    from corpus.tokenizer.encode import ShardsConfig, write_shards
+    from corpus.tokenizer.train import TokenizerConfig, train_tokenizer
 
     train_tokenizer(docs, out / "tokenizer", TokenizerConfig(vocab_size=args.vocab_size, heldout_fraction=0.0))
     write_shards(docs, out / "tokenizer" / "tokenizer.model", out / "shards", ShardsConfig(val_fraction=0.1))

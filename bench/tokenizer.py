@@ -37,9 +37,10 @@ sys.path.insert(0, str(ROOT))
 
 
 def load_docs(folder: Path) -> tuple[list[dict], list[dict]]:
-    from tokenizer.train import hash_fraction, iter_documents
+    from corpus.readers import documents
+    from corpus.tokenizer.train import hash_fraction
 
-    docs = [d for d in iter_documents([folder]) if d.get("text")]
+    docs = [{"id": d.id, "text": d.text, "metadata": d.metadata} for d in documents([str(folder)]) if d.text]
     heldout = [d for d in docs if hash_fraction(str(d["id"]), "bench") < 0.05]
     train = [d for d in docs if hash_fraction(str(d["id"]), "bench") >= 0.05]
     return train, heldout
@@ -77,7 +78,7 @@ def shared_docs(out: Path) -> Path:
 
 
 def _train_corpus(train_dir, out, vocab, threads, conn):
-    from tokenizer.train import TokenizerConfig, train_tokenizer
+    from corpus.tokenizer.train import TokenizerConfig, train_tokenizer
 
     t = time.perf_counter()
     train_tokenizer(train_dir, out, TokenizerConfig(vocab_size=vocab, heldout_fraction=0.0, num_threads=threads))
@@ -88,7 +89,7 @@ def _train_hf(train_dir, out, vocab, threads, conn):
     os.environ["RAYON_NUM_THREADS"] = str(threads)
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 
-    from tokenizer.train import iter_documents
+    from corpus.readers import documents
 
     t = time.perf_counter()
     tok = Tokenizer(models.BPE())
@@ -96,7 +97,7 @@ def _train_hf(train_dir, out, vocab, threads, conn):
     tok.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(vocab_size=vocab, initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
                                   special_tokens=["<|endoftext|>"], show_progress=False)
-    tok.train_from_iterator((d["text"] for d in iter_documents([train_dir])), trainer=trainer)
+    tok.train_from_iterator((d.text for d in documents([str(train_dir)])), trainer=trainer)
     tok.save(str(Path(out) / "hf.json"))
     conn.send((time.perf_counter() - t, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024))
 
@@ -135,10 +136,10 @@ def main():
 
     from bench.common import in_child
 
-    from corpus.shards import read_manifest, split_tokens
-    from tokenizer.encode import ShardsConfig, write_shards
-    from tokenizer.sp import Tokenizer
-    from trainer.data import Batches, PackedTokens
+    from corpus.core.shards import read_manifest, split_tokens
+    from corpus.tokenizer.encode import ShardsConfig, write_shards
+    from corpus.tokenizer.sp import Tokenizer
+    from corpus.trainer.data import Batches, PackedTokens
 
     if args.shared:
         args.docs = str(shared_docs(Path(tempfile.mkdtemp()) / "shared"))

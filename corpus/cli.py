@@ -66,9 +66,10 @@ def cmd_run(args) -> int:
 
 
 def cmd_steps(args) -> int:
-    from corpus.registry import load_steps, step_params
+    from corpus import catalog
+    from corpus.core.registry import step_params
 
-    for name, cls in sorted(load_steps().items()):
+    for name, cls in sorted(catalog.steps().items()):
         if args.name and name not in args.name:
             continue
         doc = (cls.__doc__ or "").strip()
@@ -93,7 +94,7 @@ def cmd_init(args) -> int:
 
 
 def cmd_tokenizer_train(args) -> int:
-    from tokenizer.train import TokenizerConfig, train_tokenizer
+    from corpus.tokenizer.train import TokenizerConfig, train_tokenizer
 
     cfg = TokenizerConfig(vocab_size=args.vocab_size, sample_bytes=args.sample_bytes, num_threads=args.threads)
     card = train_tokenizer(args.input, args.output, cfg)
@@ -123,28 +124,24 @@ def cmd_shards_verify(args) -> int:
 
 
 def cmd_train(args) -> int:
-    import yaml
+    from corpus.config import apply_overrides, read_yaml, stage_config
+    from corpus.trainer.train import train
 
-    from corpus.config import dataclass_from_dict
-    from trainer.config import TrainConfig
-    from trainer.train import train
-
-    raw = {}
+    section = {}
     if args.config:
-        raw = yaml.safe_load(Path(args.config).read_text()) or {}
-        raw = raw.get("train", raw)
-    for item in args.set or []:
-        key, _, value = item.partition("=")
-        raw[key.removeprefix("train.")] = yaml.safe_load(value)
-    cfg = dataclass_from_dict(TrainConfig, raw, f"{args.config or '--set'}: train")
-    train(args.shards, args.output, cfg)
+        section = read_yaml(args.config) or {}
+        if isinstance(section, dict) and "train" in section:  # a pipeline file: its train: section
+            section = section["train"] or {}
+    tree = {"train": section}
+    apply_overrides(tree, [s if s.startswith("train.") else f"train.{s}" for s in args.set or []])
+    train(args.shards, args.output, stage_config("train", tree["train"], args.config or "--set"))
     return 0
 
 
 def cmd_eval(args) -> int:
     import json
 
-    from trainer.train import evaluate_text
+    from corpus.trainer.evaluate import evaluate_text
 
     text = Path(args.text).read_text(encoding="utf-8")
     print(json.dumps(evaluate_text(args.checkpoint, text, args.device), indent=2))
@@ -152,8 +149,10 @@ def cmd_eval(args) -> int:
 
 
 def cmd_sample(args) -> int:
-    from tokenizer.sp import Tokenizer
-    from trainer.train import load_model, pick_device, sample_text
+    from corpus.tokenizer.sp import Tokenizer
+    from corpus.trainer.checkpoint import load_model
+    from corpus.trainer.runtime import pick_device
+    from corpus.trainer.sample import sample_text
 
     device = pick_device(args.device)
     model, state = load_model(args.checkpoint, device)

@@ -9,7 +9,7 @@ The shape (see ``corpus init`` for a commented example)::
     steps:
       - warc_reader: {paths: ["data/*.warc.gz"]}
       - trafilatura: {}
-    tokenizer: {vocab_size: 32000}   # optional stages after the steps
+    tokenizer: {vocab_size: 32000}   # optional stages after the steps (corpus.stages)
     shards: {val_fraction: 0.01}
     train: {max_steps: 2000}
 """
@@ -26,14 +26,15 @@ from typing import Any
 
 import yaml
 
-from corpus.registry import check_type, load_steps, step_params, type_name
+from corpus import catalog
+from corpus.core.registry import check_type, step_params, type_name
 
 
 class ConfigError(Exception):
     """A problem with the pipeline file, reported before any work starts."""
 
 
-TOP_LEVEL = ("name", "output_dir", "executor", "save_removed", "steps", "tokenizer", "shards", "train")
+RUN_KEYS = ("name", "output_dir", "executor", "save_removed", "steps")  # and one key per registered stage
 EXECUTOR_TYPES = ("local", "ray", "slurm")
 
 
@@ -50,9 +51,7 @@ class PipelineConfig:
     output_dir: Path
     steps: list[StepConfig]
     executor: dict[str, Any] = field(default_factory=lambda: {"type": "local"})
-    tokenizer: Any = None  # tokenizer.train.TokenizerConfig
-    shards: Any = None  # tokenizer.encode.ShardsConfig
-    train: Any = None  # trainer.config.TrainConfig
+    stages: dict[str, Any] = field(default_factory=dict)  # configured stages, in run order: name -> config
     save_removed: bool = False  # write what each filter drops to removed/<NN>-<step>/
     source: str = "<config>"
     raw: dict = field(default_factory=dict)  # resolved YAML, written to the run folder
@@ -113,31 +112,47 @@ def apply_override(raw: dict, keys: list[str], value: Any, item: str) -> None:
         node = node[key]
 
 
-def load_config(path: str | Path, overrides: list[str] = ()) -> PipelineConfig:
+def apply_overrides(raw: dict, overrides: list[str]) -> None:
+    """Apply ``--set KEY=VALUE`` items to a YAML mapping, in order (the one ``--set`` parser)."""
+    for item in overrides:
+        keys, value = parse_override(item)
+        apply_override(raw, keys, value, item)
+
+
+def read_yaml(path: str | Path) -> Any:
+    """A YAML file read safely; a missing, malformed or non-UTF-8 file is a ConfigError."""
     path = Path(path)
     if not path.is_file():
-        raise ConfigError(f"{path}: no such pipeline file")
+        raise ConfigError(f"{path}: no such file")
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        return yaml.safe_load(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as e:
         raise ConfigError(f"{path}: malformed YAML: {e}") from None
     except UnicodeDecodeError as e:
         raise ConfigError(f"{path}: not UTF-8 text: {e}") from None
-    return config_from_dict(raw, source=str(path), overrides=overrides)
+
+
+def load_config(path: str | Path, overrides: list[str] = ()) -> PipelineConfig:
+    return config_from_dict(read_yaml(path), source=str(path), overrides=overrides)
+
+
+def stage_config(name: str, value: Any, source: str):
+    """The config object of one registered stage from its YAML section."""
+    return dataclass_from_dict(catalog.stages()[name].config, value, f"{source}: {name}")
 
 
 def config_from_dict(raw: Any, source: str = "<config>", overrides: list[str] = ()) -> PipelineConfig:
     if not isinstance(raw, dict):
         raise ConfigError(f"{source}: the pipeline must be a YAML mapping with a 'steps' list")
     raw = copy.deepcopy(raw)
-    for item in overrides:
-        keys, value = parse_override(item)
-        apply_override(raw, keys, value, item)
+    apply_overrides(raw, list(overrides))
 
+    registered = catalog.stages()
+    top_level = RUN_KEYS + tuple(registered)
     for key in raw:
-        if key not in TOP_LEVEL:
+        if key not in top_level:
             raise ConfigError(
-                f"{source}: unknown top-level key {key!r}.{_suggest(key, TOP_LEVEL)} Valid keys: {', '.join(TOP_LEVEL)}"
+                f"{source}: unknown top-level key {key!r}.{_suggest(key, top_level)} Valid keys: {', '.join(top_level)}"
             )
     name = raw.get("name") or Path(source).stem
     if not isinstance(name, str):
@@ -163,18 +178,11 @@ def config_from_dict(raw: Any, source: str = "<config>", overrides: list[str] = 
     if not isinstance(save_removed, bool):
         raise ConfigError(f"{source}: 'save_removed' must be true or false, got {save_removed!r}")
 
-    from tokenizer.encode import ShardsConfig
-    from tokenizer.train import TokenizerConfig
-    from trainer.config import TrainConfig
-
-    stages = {}
-    for key, cls in (("tokenizer", TokenizerConfig), ("shards", ShardsConfig), ("train", TrainConfig)):
-        value = raw.get(key)
-        stages[key] = None if value is None else dataclass_from_dict(cls, value, f"{source}: {key}")
-    if stages["shards"] is not None and stages["tokenizer"] is None:
-        raise ConfigError(f"{source}: 'shards' needs a 'tokenizer' section (the tokenizer that encodes them)")
-    if stages["train"] is not None and stages["shards"] is None:
-        raise ConfigError(f"{source}: 'train' needs a 'shards' section (the data it trains on)")
+    stages = {name: stage_config(name, raw[name], source) for name in registered if raw.get(name) is not None}
+    for name in stages:
+        for need in registered[name].needs:
+            if need not in stages:
+                raise ConfigError(f"{source}: '{name}' needs a '{need}' section (it runs on what {need} makes)")
 
     return PipelineConfig(
         name=name,
@@ -184,12 +192,12 @@ def config_from_dict(raw: Any, source: str = "<config>", overrides: list[str] = 
         save_removed=save_removed,
         source=source,
         raw=raw,
-        **stages,
+        stages=stages,
     )
 
 
 def _validate_steps(steps, source: str) -> list[StepConfig]:
-    registry = load_steps()
+    registry = catalog.steps()
     if not isinstance(steps, list) or not steps:
         raise ConfigError(f"{source}: 'steps' must be a non-empty list, for example: steps: [{{jsonl_reader: {{paths: [docs/*.jsonl]}}}}]")
     out = []

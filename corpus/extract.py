@@ -16,7 +16,8 @@ from datatrove.pipeline.base import PipelineStep
 from datatrove.pipeline.extractors.base import ExtractorSandbox
 from loguru import logger
 
-from corpus.registry import register
+from corpus.core.funnel import Funnel
+from corpus.core.registry import register
 
 
 _PROBE = "<html><body><article><p>" + "Extraction probe sentence for corpus. " * 8 + "</p></article></body></html>"
@@ -51,7 +52,7 @@ def check_trafilatura(options: dict) -> None:
 
 
 @register("trafilatura")
-class TrafilaturaExtractor(PipelineStep):
+class TrafilaturaExtractor(Funnel, PipelineStep):
     """Main text of HTML documents (trafilatura 2.x). Plain-text documents (WET records) pass through."""
 
     name = "⛏ trafilatura"
@@ -83,41 +84,39 @@ class TrafilaturaExtractor(PipelineStep):
         errors_logged = 0
         with ExtractorSandbox(timeout=self.timeout, warmup_text=_PROBE) as sandbox:
             for doc in data:
-                self.stat_update("total")
+                self.received()
                 if doc.metadata.get("content_type") == "text/plain":
-                    self.stat_update("forwarded", "passed_plain_text")
+                    self.kept()
+                    self.stat_update("passed_plain_text")
                     yield doc
                     continue
                 if len(doc.text) > self.max_html_bytes:
-                    self._drop("too_large")
+                    self.skipped("too_large")
                     continue
                 with self.track_time():
                     try:
                         text = sandbox.process_document(doc.text, extract_fn)
                     except TimeoutError:
-                        self._drop("timeout")
+                        self.skipped("timeout")
                         logger.warning(f"trafilatura: timeout after {self.timeout}s on {doc.metadata.get('url', doc.id)}")
                         continue
                     except EOFError:
-                        self._drop("crashed")
+                        self.skipped("crashed")
                         logger.warning(f"trafilatura: extractor process died on {doc.metadata.get('url', doc.id)}")
                         continue
                     except (ImportError, ModuleNotFoundError) as e:
                         raise ExtractorSetupError(f"trafilatura setup failure: {e}") from e
                     except Exception as e:
-                        self._drop("error")
+                        self.skipped("error")
                         if errors_logged < 5:
                             errors_logged += 1
                             logger.warning(f"trafilatura: {e} on {doc.metadata.get('url', doc.id)}")
                         continue
                 if not text or not text.strip():
-                    self._drop("no_text")
+                    self.dropped("no_text")
                     continue
                 doc.text = text
                 doc.metadata["content_type"] = "text/plain"
-                self.stat_update("forwarded")
+                self.kept()
                 self.update_doc_stats(doc)
                 yield doc
-
-    def _drop(self, reason: str) -> None:
-        self.stat_update("dropped", f"dropped_{reason}")

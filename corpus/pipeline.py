@@ -1,5 +1,6 @@
-"""Runs a validated pipeline: the document steps on a datatrove executor, then the optional
-tokenizer, shards and train stages, and writes ``summary.json`` in the run folder.
+"""Runs a validated pipeline: the stages registered to run before the steps, the document
+steps on a datatrove executor, then the stages after them (tokenizer, shards, train, ...), and
+writes ``summary.json`` in the run folder.
 
 Steps that must see every document before deciding (``minhash_dedup``) are *barriers*: the
 runner ends the current executor job with the barrier's per-task stage and a writer to
@@ -22,10 +23,12 @@ from datatrove.pipeline.base import PipelineStep
 from datatrove.pipeline.filters.base_filter import BaseFilter
 from loguru import logger
 
+from corpus import catalog
 from corpus.config import ConfigError, PipelineConfig
-from corpus.io import write_json
+from corpus.core import funnel
+from corpus.core.io import write_json
+from corpus.core.registry import RunContext
 from corpus.readers import DeferredJsonlReader, InputError
-from corpus.registry import STEPS
 from corpus.writers import JsonlWriter
 
 
@@ -37,15 +40,19 @@ class Job:
     steps: list[PipelineStep]
     owners: list[int | None]  # YAML step index per step; None for the runner's own plumbing
     tasks: int | None = None  # None: the executor's
+    side: bool = False  # a barrier's middle stage: it reads the barrier's files, not documents
 
 
 @dataclass
 class StepSummary:
     step: str
     index: int
-    documents_in: int = 0
+    documents_in: int | None = 0  # None for a reader, which counts files
     documents_out: int = 0
     dropped: dict[str, int] = field(default_factory=dict)
+    skipped: dict[str, int] = field(default_factory=dict)
+    files: int | None = None
+    lines_removed: dict[str, int] = field(default_factory=dict)
     seconds: float = 0.0
     counters: dict[str, int] = field(default_factory=dict)
 
@@ -53,8 +60,9 @@ class StepSummary:
 def instantiate_steps(cfg: PipelineConfig) -> list[PipelineStep]:
     """Build every step now, so that bad parameters and missing inputs stop the run before work."""
     steps = []
+    registry = catalog.steps()
     for sc in cfg.steps:
-        cls = STEPS[sc.name]
+        cls = registry[sc.name]
         params = dict(sc.params)
         out_param = getattr(cls, "output_param", None)
         if out_param:
@@ -73,8 +81,9 @@ class Runner:
         self.cfg = cfg
         self.out = cfg.output_dir
         self.steps = instantiate_steps(cfg)
-        if cfg.tokenizer is not None and not any(getattr(s, "output_param", None) for s in self.steps):
-            # the tokenizer trains on the curated documents: keep them
+        self.stages = [catalog.stages()[name] for name in cfg.stages]
+        if any(st.reads_documents for st in self.stages) and not any(getattr(s, "output_param", None) for s in self.steps):
+            # a stage reads the curated documents: keep them
             self.steps.append(JsonlWriter(str(self.out / "docs")))
             self.steps[-1].yaml_index = None
         self._check_executor()
@@ -82,10 +91,11 @@ class Runner:
     # ------------------------------------------------------------ executors
     def _check_executor(self):
         ex = self.cfg.executor
-        if ex["type"] == "slurm" and (self.cfg.tokenizer or self.cfg.shards or self.cfg.train):
+        if ex["type"] == "slurm" and any(not st.before_steps for st in self.stages):
             raise ConfigError(
-                f"{self.cfg.source}: the slurm executor submits jobs and returns; run the tokenizer, shards "
-                "and train stages afterwards with the local executor (remove them from this file)"
+                f"{self.cfg.source}: the slurm executor submits jobs and returns; run the "
+                f"{', '.join(st.name for st in self.stages if not st.before_steps)} stages afterwards with the "
+                "local executor (remove them from this file)"
             )
         self._executor_options(Job("check", [], []))  # bad options fail now, not after hours of work
 
@@ -143,7 +153,7 @@ class Runner:
                 work = self.out / "work" / f"{segment:02d}"
                 plan.append(Job(f"{segment:02d}-steps", steps + [first, JsonlWriter(str(work))], owners + [owner, None]))
                 for k, (stage, tasks) in enumerate(middle):
-                    plan.append(Job(f"{segment:02d}-{step.yaml_name}-{k + 1}", [stage], [owner], tasks=tasks))
+                    plan.append(Job(f"{segment:02d}-{step.yaml_name}-{k + 1}", [stage], [owner], tasks=tasks, side=True))
                 segment += 1
                 steps, owners = [DeferredJsonlReader([str(work / "*.jsonl.gz")]), last], [None, owner]
                 continue
@@ -160,7 +170,7 @@ class Runner:
 
     def run_steps(self) -> tuple[list[StepSummary], float]:
         start = time.time()
-        summaries = [StepSummary(sc.name, sc.index) for sc in self.cfg.steps]
+        parts: dict[int, list] = {}
         jobs = self.plan()
         if self.cfg.executor["type"] == "slurm":
             # Slurm runs the jobs later, each after the one before: chain them and submit
@@ -169,7 +179,7 @@ class Runner:
                 executor = self._executor_class()(pipeline=job.steps, depends=executor, **self._executor_options(job))
             executor.run()
             logger.success(f"corpus: submitted {len(jobs)} Slurm jobs; logs and stats under {self.out / 'logs'}")
-            return summaries, time.time() - start
+            return self._summaries(parts), time.time() - start
         if self.cfg.executor["type"] == "ray":
             import ray
 
@@ -180,49 +190,45 @@ class Runner:
             logger.info(f"corpus: job {job.name}: {' → '.join(type(s).__name__ for s in job.steps)}")
             job_start = time.time()
             self._make_executor(job).run()
-            stats = self._job_stats(job)
-            self._account(job, stats, summaries)
+            self._account(job, self._job_stats(job), parts)
             logger.info(f"corpus: job {job.name} done in {time.time() - job_start:.1f}s")
-        return summaries, time.time() - start
+        return self._summaries(parts), time.time() - start
 
     def _job_stats(self, job: Job) -> list[tuple[float, dict[str, int]]]:
-        """(seconds, counters) per step of a job, summed over its tasks' stats files
-        (read directly: datatrove's Stats.from_dict leaves counters as raw dicts)."""
+        """(seconds, counters) per step of a job, summed over its tasks' stats files (read
+        directly: datatrove's Stats.from_dict leaves counters as raw dicts). A task that saw no
+        document has a step without stats: it adds nothing."""
         merged: list[tuple[float, dict[str, int]]] = [(0.0, {}) for _ in job.steps]
         for path in sorted(glob.glob(str(self.out / "logs" / job.name / "stats" / "*.json"))):
             with open(path) as f:
                 entries = json.load(f)
             for i, entry in enumerate(entries[: len(merged)]):
                 seconds, counts = merged[i]
-                for k, v in entry.get("stats", {}).items():
+                for k, v in (entry.get("stats") or {}).items():
                     counts[k] = counts.get(k, 0) + int(v["total"] if isinstance(v, dict) else v)
-                merged[i] = (seconds + float(entry.get("time_stats", {}).get("total", 0.0)), counts)
+                time_stats = entry.get("time_stats") or {}
+                seconds += float(time_stats.get("total", 0.0) if isinstance(time_stats, dict) else time_stats)
+                merged[i] = (seconds, counts)
         return merged
 
-    @staticmethod
-    def _account(job: Job, stats: list, summaries: list[StepSummary]) -> None:
-        by_owner: dict[int, list] = {}
-        for owner, st in zip(job.owners, stats):
+    def _account(self, job: Job, stats: list, parts: dict[int, list]) -> None:
+        """File each step's stats under the YAML step that owns it."""
+        for owner, (seconds, counts) in zip(job.owners, stats):
             if owner is not None:
-                by_owner.setdefault(owner, []).append(st)
-        for owner, group in by_owner.items():
-            s = summaries[owner]
-            for seconds, counts in group:
-                s.seconds += seconds
-                if "documents" in counts and "total" not in counts:  # a reader
-                    s.documents_out += counts["documents"]
-                for k, v in counts.items():
-                    if k.startswith(("dropped_", "skipped_")):
-                        reason = k.split("_", 1)[1]
-                        s.dropped[reason] = s.dropped.get(reason, 0) + v
-                    elif k not in ("total", "forwarded", "dropped", "documents", "doc_len", "doc_len_tokens") \
-                            and "/" not in k:
-                        s.counters[k] = s.counters.get(k, 0) + v
-            first, last = group[0][1], group[-1][1]
-            if "total" in first and not s.documents_in:
-                s.documents_in = first["total"]
-            if "total" in last:
-                s.documents_out = last.get("forwarded", last["total"] if "dropped" not in last else 0)
+                parts.setdefault(owner, []).append((job.side, seconds, counts))
+
+    def _summaries(self, parts: dict[int, list]) -> list[StepSummary]:
+        """The funnel of every YAML step, read through the funnel contract."""
+        summaries = []
+        for sc, step in zip(self.cfg.steps, self.steps):
+            group = parts.get(sc.index, [])
+            c = funnel.counts([counts for side, _, counts in group if not side], reader=getattr(step, "is_reader", False))
+            for name, value in funnel.other_counters([counts for side, _, counts in group if side]).items():
+                c.counters[name] = c.counters.get(name, 0) + value
+            summaries.append(StepSummary(sc.name, sc.index, c.documents_in, c.documents_out, c.dropped, c.skipped,
+                                         c.files, c.lines_removed, round(sum(seconds for _, seconds, _ in group), 3),
+                                         c.counters))
+        return summaries
 
     # ------------------------------------------------------------ everything
     def run(self) -> dict:
@@ -234,6 +240,8 @@ class Runner:
                            "reused (datatrove's completion markers). Use a new output_dir to start over.")
         previous.write_text(resolved)
         t0 = time.time()
+        results: dict[str, dict] = {}
+        self.run_stages(before_steps=True, results=results)
         summaries, steps_seconds = self.run_steps()
         summary = {
             "name": self.cfg.name,
@@ -241,29 +249,21 @@ class Runner:
             "executor": self.cfg.executor,
             "steps": [asdict(s) for s in summaries],
             "steps_wall_seconds": round(steps_seconds, 2),
-            "stages": {},
+            "stages": results,
         }
         print_funnel(summary)
-        docs_dir = self._docs_dir()
-        if self.cfg.tokenizer is not None:
-            from tokenizer.train import train_tokenizer
-
-            summary["stages"]["tokenizer"] = train_tokenizer(docs_dir, self.out / "tokenizer", self.cfg.tokenizer)
-        if self.cfg.shards is not None:
-            from tokenizer.encode import write_shards
-
-            summary["stages"]["shards"] = write_shards(
-                docs_dir, self.out / "tokenizer" / "tokenizer.model", self.out / "shards", self.cfg.shards,
-                pipeline=self.cfg.raw,
-            )
-        if self.cfg.train is not None:
-            from trainer.train import train
-
-            summary["stages"]["train"] = train(self.out / "shards", self.out / "train", self.cfg.train)
+        self.run_stages(before_steps=False, results=results)
         summary["wall_seconds"] = round(time.time() - t0, 2)
         write_json(self.out / "summary.json", summary)
         logger.success(f"corpus: run {self.cfg.name} finished in {summary['wall_seconds']:.1f}s; summary: {self.out / 'summary.json'}")
         return summary
+
+    def run_stages(self, before_steps: bool, results: dict[str, dict]) -> None:
+        """The configured stages on one side of the steps, in order; each result is recorded."""
+        for stage in self.stages:
+            if stage.before_steps == before_steps:
+                ctx = RunContext(self.out, self._docs_dir(), self.cfg.raw, results)
+                results[stage.name] = stage.run(ctx, self.cfg.stages[stage.name])
 
     def _docs_dir(self) -> Path:
         writers = [s for s in self.steps if isinstance(s, JsonlWriter)]
@@ -276,8 +276,11 @@ class Runner:
 def print_funnel(summary: dict) -> None:
     lines = [f"{'step':<22}{'in':>9}{'out':>9}{'seconds':>10}  dropped / skipped (seconds: summed over tasks)"]
     for s in summary["steps"]:
-        reasons = ", ".join(f"{k}={v}" for k, v in sorted(s["dropped"].items(), key=lambda kv: -kv[1]))
-        files = s["counters"].get("files")
-        doc_in = f"{files} files" if files is not None and not s["documents_in"] else s["documents_in"]
+        def by_count(d):
+            return sorted(d.items(), key=lambda kv: -kv[1])
+
+        reasons = ", ".join([f"{k}={v}" for k, v in by_count(s["dropped"])] +
+                            [f"skipped {k}={v}" for k, v in by_count(s["skipped"])])
+        doc_in = f"{s['files']} files" if s["documents_in"] is None else s["documents_in"]
         lines.append(f"{s['step']:<22}{doc_in:>9}{s['documents_out']:>9}{s['seconds']:>10.1f}  {reasons}")
     print("\n".join(lines), flush=True)

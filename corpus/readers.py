@@ -4,6 +4,10 @@ Every reader takes ``paths``, a list of globs that must each match at least one 
 missing input stops the run before any work. Files are shared out between tasks
 (``files[rank::world_size]``). A bad record or an unreadable file is a counted, logged skip;
 it never ends the run nor loses the other records.
+
+The same readers serve outside a pipeline: ``documents(inputs)`` yields the documents of
+folders, files and globs in any format they know (the tokenizer and the shard writer read
+their input this way), with the same ids and the same handling of bad records.
 """
 
 from __future__ import annotations
@@ -13,14 +17,15 @@ import json
 import re
 import time
 from pathlib import PurePosixPath
-from typing import Literal
+from typing import Iterator, Literal
 
 import fsspec
 from datatrove.data import Document, DocumentsPipeline
 from datatrove.pipeline.base import PipelineStep
 from loguru import logger
 
-from corpus.registry import register
+from corpus.core.funnel import Funnel
+from corpus.core.registry import register
 
 
 
@@ -62,10 +67,13 @@ def expand_paths(patterns: list[str]) -> list[tuple[str, str, str]]:
     return out
 
 
-class FileReader(PipelineStep):
-    """Base for readers of files: expands ``paths``, shards files over tasks, counts skips."""
+class FileReader(Funnel, PipelineStep):
+    """Base for readers of files: expands ``paths``, shards files over tasks, counts files,
+    documents and skips (funnel: a record that is not a document is dropped, one that cannot
+    be read is skipped)."""
 
     type = "📖 - READER"
+    is_reader = True
 
     def __init__(self, paths: list[str], limit: int = -1):
         super().__init__()
@@ -85,7 +93,8 @@ class FileReader(PipelineStep):
         raise NotImplementedError
 
     def skip(self, reason: str, where: str, detail: str = "") -> None:
-        self.stat_update(f"skipped_{reason}")
+        """A record or file that cannot be read: counted and logged; the rest goes on."""
+        self.skipped(reason)
         logger.warning(f"{self.yaml_name}: skipped ({reason}) {where} {detail}")
 
     def run(self, data: DocumentsPipeline = None, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
@@ -103,7 +112,7 @@ class FileReader(PipelineStep):
                         doc = next(docs, None)
                     if doc is None:
                         break
-                    self.stat_update("documents")
+                    self.kept()
                     self.update_doc_stats(doc)
                     yield doc
                     count += 1
@@ -116,7 +125,7 @@ class FileReader(PipelineStep):
             except (OSError, EOFError, ValueError, json.JSONDecodeError) as e:
                 # the file is unreadable from here on; what it already gave is kept
                 self.skip("unreadable_file", url, f"{type(e).__name__}: {e}")
-            self.stat_update("files")
+            self.file_done()
 
 
 # ---------------------------------------------------------------- WARC
@@ -201,7 +210,7 @@ class WarcReader(FileReader):
             identified = headers.get_header("WARC-Identified-Payload-Type")
             kind = (identified or content_type or "").split(";")[0].strip().lower()
             if kind and kind not in _HTML_TYPES:
-                self.stat_update("skipped_not_html")
+                self.dropped("not_html")
                 return None
         try:
             body = record.content_stream().read(self.max_bytes + 1)
@@ -215,10 +224,10 @@ class WarcReader(FileReader):
             self.skip("truncated_record", f"{url} {target}", f"{record.raw_stream.limit} bytes missing")
             return None
         if not body.strip():
-            self.stat_update("skipped_empty")
+            self.dropped("empty")
             return None
         if record.rec_type != "conversion" and not content_type and b"<" not in body[:2048]:
-            self.stat_update("skipped_not_html")
+            self.dropped("not_html")
             return None
         if b"\x00" in body[:4096]:
             self.skip("binary_payload", f"{url} {target}")
@@ -299,27 +308,24 @@ class DeferredJsonlReader(JsonlReader):
         return None
 
 
-@register("parquet_reader")
-class ParquetReader(FileReader):
-    """Parquet files: one document per row, text in ``text_key``; other columns go to metadata."""
+class _TableReader(FileReader):
+    """Readers of columnar files (Parquet, Arrow): record batches of rows, text in ``text_key``,
+    the other columns go to metadata."""
 
-    name = "📒 parquet_reader"
-
-    def __init__(
-        self, paths: list[str], limit: int = -1, text_key: str = "text", id_key: str = "id", batch_size: int = 1000
-    ):
+    def __init__(self, paths: list[str], limit: int = -1, text_key: str = "text", id_key: str = "id"):
         super().__init__(paths, limit)
-        self.text_key, self.id_key, self.batch_size = text_key, id_key, batch_size
+        self.text_key, self.id_key = text_key, id_key
+
+    def batches(self, f):  # -> (column names, iterator of record batches)
+        raise NotImplementedError
 
     def read_file(self, url, protocol, rel):
-        import pyarrow.parquet as pq
-
-        with self.open(url, protocol) as f:
-            pf = pq.ParquetFile(f)
-            if self.text_key not in pf.schema_arrow.names:
-                raise ValueError(f"no column {self.text_key!r} (columns: {pf.schema_arrow.names})")
+        with self.open(url, protocol, compression=None) as f:
+            names, batches = self.batches(f)
+            if self.text_key not in names:
+                raise ValueError(f"no column {self.text_key!r} (columns: {names})")
             row_index = 0
-            for batch in pf.iter_batches(batch_size=self.batch_size):
+            for batch in batches:
                 for row in batch.to_pylist():
                     doc = _doc_from_dict(row, self.text_key, self.id_key, f"{rel}/{row_index}", rel)
                     row_index += 1
@@ -327,6 +333,45 @@ class ParquetReader(FileReader):
                         self.skip("no_text", f"{url} row {row_index - 1}")
                         continue
                     yield doc
+
+
+@register("parquet_reader")
+class ParquetReader(_TableReader):
+    """Parquet files: one document per row, text in ``text_key``; other columns go to metadata."""
+
+    name = "📒 parquet_reader"
+
+    def __init__(
+        self, paths: list[str], limit: int = -1, text_key: str = "text", id_key: str = "id", batch_size: int = 1000
+    ):
+        super().__init__(paths, limit, text_key, id_key)
+        self.batch_size = batch_size
+
+    def batches(self, f):
+        import pyarrow.parquet as pq
+
+        pf = pq.ParquetFile(f)
+        return pf.schema_arrow.names, pf.iter_batches(batch_size=self.batch_size)
+
+
+@register("arrow_reader")
+class ArrowReader(_TableReader):
+    """Arrow IPC files or streams (.arrow, .feather): one document per row, text in ``text_key``;
+    other columns go to metadata."""
+
+    name = "🏹 arrow_reader"
+
+    def batches(self, f):
+        import pyarrow as pa
+
+        source = pa.BufferReader(f.read())
+        try:
+            reader = pa.ipc.open_file(source)
+            return reader.schema.names, (reader.get_batch(i) for i in range(reader.num_record_batches))
+        except pa.ArrowInvalid:
+            source.seek(0)
+            stream = pa.ipc.open_stream(source)
+            return stream.schema.names, iter(stream)
 
 
 # ---------------------------------------------------------------- plain files
@@ -362,7 +407,7 @@ class FilesReader(FileReader):
                 return
             text = raw.decode("utf-8", errors="replace")
         if not text.strip():
-            self.stat_update("skipped_empty")
+            self.dropped("empty")
             return
         rel_id = rel[:-3] if rel.endswith(".gz") else rel
         yield Document(text=text, id=rel_id, metadata={"source": rel_id})
@@ -372,12 +417,13 @@ class FilesReader(FileReader):
 
 
 @register("hf_dataset_reader")
-class HFDatasetReader(PipelineStep):
+class HFDatasetReader(Funnel, PipelineStep):
     """A Hugging Face ``datasets`` dataset: from disk (``path``, saved with ``save_to_disk``) or by
     ``name`` from the Hub when online. Rows are shared out between tasks in contiguous shards."""
 
     name = "🤗 hf_dataset_reader"
     type = "📖 - READER"
+    is_reader = True
 
     def __init__(
         self,
@@ -423,8 +469,47 @@ class HFDatasetReader(PipelineStep):
                 return
             doc = _doc_from_dict(row, self.text_key, self.id_key, f"{source}/{start + i}", source)
             if doc is None:
-                self.stat_update("skipped_no_text")
+                self.skipped("no_text")
                 continue
-            self.stat_update("documents")
+            self.kept()
             self.update_doc_stats(doc)
             yield doc
+
+
+# ---------------------------------------------------------------- outside a pipeline
+
+_FORMATS = (
+    ((".jsonl", ".jsonl.gz", ".json.gz", ".jsonl.zst", ".ndjson"), JsonlReader),
+    ((".parquet",), ParquetReader),
+    ((".arrow", ".feather"), ArrowReader),
+)
+
+
+def expand_inputs(inputs: str | list[str]) -> list[str]:
+    """Files behind folders (their files, not hidden ones), files and globs, in a stable order."""
+    inputs = inputs if isinstance(inputs, (list, tuple)) else [inputs]
+    files: list[str] = []
+    for inp in map(str, inputs):
+        fs, _, matches = fsspec.get_fs_token_paths(inp)
+        if fs.isdir(inp):
+            files += sorted(f for f in fs.ls(inp, detail=False) if fs.isfile(f) and not PurePosixPath(f).name.startswith("."))
+        else:
+            files += sorted(m for m in matches if fs.isfile(m))
+    if not files:
+        raise InputError(f"no input documents in {[str(i) for i in inputs]}")
+    return files
+
+
+def reader_for(path: str) -> FileReader:
+    """The reader of one file, by its name: JSON Lines, Parquet, Arrow, else one document per file."""
+    name = path.lower()
+    for suffixes, cls in _FORMATS:
+        if name.endswith(suffixes):
+            return cls([path])
+    return FilesReader([path])
+
+
+def documents(inputs: str | list[str]) -> Iterator[Document]:
+    """Every document of ``inputs`` (folders, files, globs; any format ``reader_for`` knows)."""
+    for path in expand_inputs(inputs):
+        yield from reader_for(path).run()

@@ -14,12 +14,13 @@ from datatrove.data import DocumentsPipeline
 from datatrove.pipeline.writers.jsonl import JsonlWriter as _JsonlWriter
 from datatrove.pipeline.writers.parquet import ParquetWriter as _ParquetWriter
 
-from corpus.registry import register
+from corpus.core.funnel import Funnel
+from corpus.core.registry import register
 
 TMP = "_tmp"
 
 
-class AtomicWriter:
+class AtomicWriter(Funnel):
     """Mixin for datatrove DiskWriters whose file name is ``${rank}.<ext>``: files are written
     under ``_tmp/`` and renamed into place when the writer closes (after the last document of a
     task, also when the writer serves as a filter's exclusion writer)."""
@@ -37,7 +38,13 @@ class AtomicWriter:
         final = f"{rank:05d}{self.extension}"
         if self.output_folder.exists(final):  # an earlier, interrupted attempt of this task
             self.output_folder.rm(final)
-        yield from super().run(data, rank, world_size)  # closes (and so publishes) its files at the end
+        yield from super().run(self._counted(data), rank, world_size)  # closes (and so publishes) its files at the end
+
+    def _counted(self, data: DocumentsPipeline) -> DocumentsPipeline:
+        for doc in data:  # a writer keeps every document it writes
+            self.received()
+            self.kept()
+            yield doc
 
     def close(self):
         super().close()

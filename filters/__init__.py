@@ -1,1 +1,1 @@
-"""Steps that keep, drop or score documents: language ID, heuristic quality rules, quality scores, dedup."""
+"""Steps that keep, drop or score documents: language ID, heuristic quality rules, quality scores."""

@@ -17,9 +17,9 @@ from collections import Counter
 import regex
 
 from datatrove.data import Document
-from datatrove.pipeline.filters.base_filter import BaseFilter
 
-from corpus.registry import register
+from corpus.core.funnel import Filter
+from corpus.core.registry import register
 
 UNSPACED = {"zh", "ja", "th", "lo", "km", "my", "bo", "wuu", "yue", "gan"}
 _UNSPACED_CHAR = r"\p{Han}|\p{Hiragana}|\p{Katakana}|\p{Thai}|\p{Lao}|\p{Khmer}|\p{Myanmar}|\p{Tibetan}"
@@ -59,7 +59,7 @@ def split_words(text: str, unspaced: bool) -> list[str]:
 
 
 @register("gopher_quality")
-class GopherQuality(BaseFilter):
+class GopherQuality(Filter):
     """Gopher's quality rules: document length in words, mean word length (spaced scripts only),
     symbol/word ratio, bullet and ellipsis lines, share of words with a letter, stop words."""
 
@@ -157,7 +157,7 @@ def _ngram_duplicate_fraction(words: list[str], n: int) -> float:
 
 
 @register("gopher_repetition")
-class GopherRepetition(BaseFilter):
+class GopherRepetition(Filter):
     """Gopher's repetition rules: duplicated lines and paragraphs (by count and by characters),
     the most frequent 2-4-grams, and characters covered by repeated 5-10-grams."""
 
@@ -211,7 +211,7 @@ class GopherRepetition(BaseFilter):
 
 
 @register("c4_quality")
-class C4Quality(BaseFilter):
+class C4Quality(Filter):
     """C4's rules. Line-level (these edit the text): drop lines without terminal punctuation,
     with fewer than ``min_words_per_line`` words, or mentioning javascript, and policy/cookie
     boilerplate lines. Document-level: lorem ipsum, curly brackets, fewer than
@@ -270,13 +270,13 @@ class C4Quality(BaseFilter):
         if self.min_num_sentences > 0 and len(_SENTENCE_END.findall(text)) < self.min_num_sentences:
             return False, "c4_too_few_sentences"
         if text != doc.text:
-            self.stat_update("c4_lines_removed", value=doc.text.count("\n") - text.count("\n"))
+            self.lines_removed("c4_rules", doc.text.count("\n") - text.count("\n"))
         doc.text = text
         return True
 
 
 @register("fineweb_quality")
-class FineWebQuality(BaseFilter):
+class FineWebQuality(Filter):
     """FineWeb's rules: share of lines ending in punctuation, share of short lines, characters in
     duplicated lines, newlines per word. Short means fewer than ``short_line_length`` characters,
     a third of that for scripts written without spaces (denser per character)."""

@@ -13,9 +13,9 @@ import os
 
 from datatrove.data import Document, DocumentsPipeline
 from datatrove.pipeline.base import PipelineStep
-from datatrove.pipeline.filters.base_filter import BaseFilter
 
-from corpus.registry import register
+from corpus.core.funnel import Filter, Funnel
+from corpus.core.registry import register
 
 _MODELS: dict[str, object] = {}  # one loaded model per process, never pickled with a step
 
@@ -71,7 +71,7 @@ class LanguageIdentifier:
 
 
 @register("language_id")
-class LanguageID(PipelineStep):
+class LanguageID(Funnel, PipelineStep):
     """Stores metadata.language (lid.176 code: en, zh, ja, ru, ...) and metadata.language_score."""
 
     name = "🌍 language_id"
@@ -84,16 +84,17 @@ class LanguageID(PipelineStep):
     def run(self, data: DocumentsPipeline, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
         load_model(self.lid.model_path)  # fail before the first document, not on it
         for doc in data:
-            self.stat_update("total")
+            self.received()
             with self.track_time():
                 doc.metadata.pop("language", None)
                 self.lid.annotate(doc)
-            self.stat_update("forwarded", f"language_{doc.metadata['language']}")
+            self.kept()
+            self.stat_update(f"language_{doc.metadata['language']}")
             yield doc
 
 
 @register("language_filter")
-class LanguageFilter(BaseFilter):
+class LanguageFilter(Filter):
     """Keeps documents whose language is in ``languages`` (all, if empty) with a score of at least
     ``min_score``. Uses metadata.language when language_id ran before; identifies it otherwise."""
 

@@ -18,10 +18,10 @@ from __future__ import annotations
 import math
 
 from datatrove.data import Document
-from datatrove.pipeline.filters.base_filter import BaseFilter
 
-from corpus.registry import register
-from filters.heuristics import STOP_WORDS, TERMINAL_PUNCT, is_unspaced, repeats, split_words
+from corpus.core.funnel import Filter
+from corpus.core.registry import register
+from corpus.filters.heuristics import STOP_WORDS, TERMINAL_PUNCT, is_unspaced, repeats, split_words
 
 
 def heuristic_quality(doc: Document) -> tuple[float, dict[str, float]]:
@@ -43,7 +43,7 @@ def heuristic_quality(doc: Document) -> tuple[float, dict[str, float]]:
 
 
 @register("quality_score")
-class QualityScore(BaseFilter):
+class QualityScore(Filter):
     """Scores each document (metadata.quality_score, 0 to 1) and, with ``min_score``, drops those below."""
 
     name = "⭐ quality_score"

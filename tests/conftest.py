@@ -14,6 +14,14 @@ SHARED = Path(os.environ.get("CORPUS_SHARED_DATA", ROOT.parent / "shared" / "dat
 CORPUS = [sys.executable, "-m", "corpus.cli"]
 
 
+def funnel_of(step):
+    """What a step reported through the funnel contract (corpus.core.funnel), from its stats."""
+    from corpus.core import funnel
+
+    return funnel.counts([{k: int(v.total) for k, v in step.stats.stats.items()}],
+                         reader=getattr(step, "is_reader", False))
+
+
 def shared_path(*parts: str) -> Path:
     path = SHARED.joinpath(*parts)
     if not path.exists():

@@ -101,7 +101,7 @@ def test_set_overrides_any_key(tmp_path):
     assert cfg.executor["tasks"] == 8
     assert cfg.steps[0].params["paths"] == [inp]
     assert cfg.steps[1].params["threshold"] == 0.9
-    assert cfg.train.max_steps == 7 and cfg.tokenizer.vocab_size == 500
+    assert cfg.stages["train"].max_steps == 7 and cfg.stages["tokenizer"].vocab_size == 500
 
 
 def test_set_type_errors_are_reported(tmp_path):

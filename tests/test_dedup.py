@@ -12,8 +12,9 @@ from corpus.config import config_from_dict
 from corpus.extract import TrafilaturaExtractor
 from corpus.pipeline import Runner
 from corpus.readers import WarcReader
-from filters.dedup import MinhashDedup
-from filters.language import LanguageID
+from corpus.dedup.step import MinhashDedup
+from corpus.filters.language import LanguageID
+from tests.conftest import funnel_of
 
 
 def run_dedup(docs, tmp_path, **params):
@@ -51,7 +52,7 @@ def test_chinese_near_duplicates_found_and_distinct_pages_kept(pages, tmp_path):
     assert all(d.id in kept_ids for d in zh[1:]), "distinct Chinese pages are not merged"
     assert len(report) == 1 and report[0]["removed"][0]["reason"] == "near_duplicate"
     assert report[0]["removed"][0]["similarity"] >= 0.8 and report[0]["size"] == 2
-    assert int(filt.stats["dropped_near_duplicate"].total) == 1
+    assert funnel_of(filt).dropped["near_duplicate"] == 1
 
 
 def test_exact_duplicates_and_keep_rule(pages, tmp_path):
@@ -106,7 +107,7 @@ def test_signatures_equal_datasketch_minhash(pages):
     """The batched signatures are datasketch's MinHash, bit for bit."""
     from datasketch import MinHash
 
-    from filters.dedup import ShingleHasher, minhash_batch, normalize, shingle_hash, units
+    from corpus.dedup.minhash import ShingleHasher, minhash_batch, normalize, shingle_hash, units
 
     dd = MinhashDedup()
     a, b = dd.params.permutations()

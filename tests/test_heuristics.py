@@ -5,9 +5,9 @@ from datatrove.data import Document
 
 from corpus.extract import TrafilaturaExtractor
 from corpus.readers import WarcReader
-from filters.heuristics import C4Quality, FineWebQuality, GopherQuality, GopherRepetition, split_words
-from filters.language import LanguageID
-from filters.quality import QualityScore
+from corpus.filters.heuristics import C4Quality, FineWebQuality, GopherQuality, GopherRepetition, split_words
+from corpus.filters.language import LanguageID
+from corpus.filters.quality import QualityScore
 
 
 @pytest.fixture(scope="module")

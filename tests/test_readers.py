@@ -6,6 +6,7 @@ import json
 import pytest
 
 from corpus.readers import FilesReader, HFDatasetReader, InputError, JsonlReader, ParquetReader, WarcReader
+from tests.conftest import funnel_of
 
 
 def read(step, rank=0, world_size=1):
@@ -13,7 +14,7 @@ def read(step, rank=0, world_size=1):
 
 
 def counts(step):
-    return {k: int(v.total) for k, v in step.stats.stats.items()}
+    return funnel_of(step)
 
 
 def test_warc_common_crawl_multilingual(shared):
@@ -37,7 +38,7 @@ def test_warc_old_format_japanese_euc_jp(shared):
 def test_truncated_record_is_a_counted_skip(shared):
     step = WarcReader([str(shared("warc", "resiliparse", "clipped.warc.gz")), str(shared("warc", "resiliparse", "warcfile.warc.gz"))])
     docs = read(step)
-    assert counts(step)["skipped_truncated_record"] == 1
+    assert counts(step).skipped["truncated_record"] == 1
     assert len(docs) == 16  # the other file loses nothing
 
 
@@ -46,8 +47,8 @@ def test_corrupt_files_do_not_stop_the_run(shared):
     step = WarcReader([str(warcio / "*.warc*"), str(warcio / "*.arc*")])
     docs = read(step)
     c = counts(step)
-    assert c.get("skipped_corrupt_file", 0) >= 2  # non-chunked gzip, a WARC that is really HTML
-    assert c["files"] == len(step.files)
+    assert c.skipped.get("corrupt_file", 0) >= 2  # non-chunked gzip, a WARC that is really HTML
+    assert c.files == len(step.files)
     assert any(d.metadata["url"].startswith("http://example.com") for d in docs)  # ARC records read too
 
 
@@ -79,7 +80,7 @@ def test_jsonl_reader_skips_bad_lines(tmp_path):
     docs = read(step)
     assert [d.id for d in docs] == ["1", "3"]
     assert docs[0].metadata["url"] == "u" and docs[1].metadata["language"] == "en"
-    assert counts(step)["skipped_bad_json"] == 1 and counts(step)["skipped_no_text"] == 1
+    assert counts(step).skipped["bad_json"] == 1 and counts(step).skipped["no_text"] == 1
 
 
 def test_parquet_reader(tmp_path):
@@ -104,7 +105,7 @@ def test_files_reader_ids_gzip_and_bad_bytes(tmp_path):
     docs = {d.id: d.text for d in read(step)}
     assert docs == {"a.txt": "alpha 中文", "sub/b.txt": "beta"}
     c = counts(step)
-    assert c["skipped_invalid_utf8"] == 1 and c["skipped_binary_payload"] == 1 and c["skipped_empty"] == 1
+    assert c.skipped["invalid_utf8"] == 1 and c.skipped["binary_payload"] == 1 and c.dropped["empty"] == 1
     replaced = {d.id: d.text for d in read(FilesReader([str(root / "bad.txt")], errors="replace"))}
     assert replaced["bad.txt"].startswith("caf\ufffd")
 

@@ -10,8 +10,8 @@ import pytest
 
 from corpus import shards
 from tests.conftest import CORPUS, ROOT
-from tokenizer.encode import ShardsConfig, write_shards
-from tokenizer.sp import Tokenizer
+from corpus.tokenizer.encode import ShardsConfig, write_shards
+from corpus.tokenizer.sp import Tokenizer
 
 
 @pytest.fixture(scope="module")
@@ -22,8 +22,8 @@ def made(tmp_path_factory):
 
     from corpus.extract import TrafilaturaExtractor
     from corpus.readers import WarcReader
-    from filters.language import LanguageID
-    from filters.quality import QualityScore
+    from corpus.filters.language import LanguageID
+    from corpus.filters.quality import QualityScore
     from tests.conftest import shared_path
 
     root = tmp_path_factory.mktemp("made")

@@ -8,12 +8,12 @@ import json
 import pyarrow as pa
 import pytest
 
-from corpus.io import sha256_file
+from corpus.core.io import sha256_file
 from corpus.readers import WarcReader
 from corpus.shards import open_shard, read_manifest
-from tokenizer.encode import ShardsConfig, write_shards
-from tokenizer.sp import Tokenizer
-from tokenizer.train import TokenizerConfig, train_tokenizer
+from corpus.tokenizer.encode import ShardsConfig, write_shards
+from corpus.tokenizer.sp import Tokenizer
+from corpus.tokenizer.train import TokenizerConfig, train_tokenizer
 
 TRICKY = [
     "two  spaces, three   spaces,\ttab\t\tand\n\n\nnewlines\r\n",

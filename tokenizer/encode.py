@@ -1,4 +1,4 @@
-"""Encode curated documents into Arrow token shards (format: ``corpus/shards.py``).
+"""Encode curated documents into Arrow token shards (format: ``corpus/core/shards.py``).
 
 The train/val split is decided by a hash of each document's id, so it does not depend on the
 order of the input or on how many processes wrote it; when the corpus is so small that the
@@ -24,10 +24,11 @@ import pyarrow as pa
 import pyarrow.compute  # noqa: F401  (pa.compute)
 from loguru import logger
 
-from corpus.io import atomic_path, sha256_file, write_arrow, write_json
-from corpus.shards import MANIFEST, open_shard, schema, token_count, token_type
-from tokenizer.sp import Tokenizer
-from tokenizer.train import hash_fraction, input_files, iter_file
+from corpus.core.io import atomic_path, sha256_file, write_arrow, write_json
+from corpus.core.shards import MANIFEST, open_shard, schema, token_count, token_type
+from corpus.tokenizer.sp import Tokenizer
+from corpus.readers import documents, expand_inputs
+from corpus.tokenizer.train import hash_fraction
 
 
 @dataclass
@@ -116,13 +117,13 @@ def _encode_files(task: int, files: list[str], model_file: str, out_dir: str, cf
         rows = pending[split]
         if not rows:
             return
-        texts = [r["text"] for r in rows]
+        texts = [r.text for r in rows]
         ids = tok.encode_batch(texts, num_threads=num_threads)
         nbytes = [len(t) if t.isascii() else len(t.encode("utf-8", "surrogatepass")) for t in texts]
-        meta = [r.get("metadata") if isinstance(r.get("metadata"), dict) else {} for r in rows]
+        meta = [r.metadata for r in rows]
         batch = pa.record_batch(
             [
-                pa.array([str(r["id"]) for r in rows], pa.string()),
+                pa.array([str(r.id) for r in rows], pa.string()),
                 pa.array([str(m.get("source", "")) for m in meta], pa.string()),
                 pa.array([str(m.get("language", "")) for m in meta], pa.string()),
                 pa.array([float(m["quality_score"]) if m.get("quality_score") is not None else float("nan") for m in meta],
@@ -136,21 +137,20 @@ def _encode_files(task: int, files: list[str], model_file: str, out_dir: str, cf
         rows.clear()
         pending_bytes[split] = 0
 
-    for f in files:
-        for doc in iter_file(Path(f)):
-            if not isinstance(doc.get("text"), str) or not doc["text"]:
-                continue
-            fraction = hash_fraction(str(doc.get("id")), "split")
-            smallest = min(smallest, (fraction, str(doc.get("id"))))
-            split = "val" if fraction < threshold else "train"
-            n_val += split == "val"
-            pending[split].append(doc)
-            pending_bytes[split] += len(doc["text"])
-            n_docs += 1
-            if len(pending[split]) >= cfg.batch_documents or pending_bytes[split] >= cfg.batch_bytes:
-                flush(split)
-            if n_docs % 20_000 == 0:
-                logger.info(f"shards: task {task}: {n_docs} documents encoded")
+    for doc in documents(files):
+        if not doc.text:
+            continue
+        fraction = hash_fraction(str(doc.id), "split")
+        smallest = min(smallest, (fraction, str(doc.id)))
+        split = "val" if fraction < threshold else "train"
+        n_val += split == "val"
+        pending[split].append(doc)
+        pending_bytes[split] += len(doc.text)
+        n_docs += 1
+        if len(pending[split]) >= cfg.batch_documents or pending_bytes[split] >= cfg.batch_bytes:
+            flush(split)
+        if n_docs % 20_000 == 0:
+            logger.info(f"shards: task {task}: {n_docs} documents encoded")
     for split in ("train", "val"):
         flush(split)
         writers[split].close()
@@ -196,7 +196,7 @@ def write_shards(docs, model_file, out_dir, cfg: ShardsConfig, pipeline: dict | 
             return old
         manifest_path.unlink()  # the old shards no longer match: rewrite them all
     inputs = docs if isinstance(docs, (list, tuple)) else [docs]
-    files = [str(f) for f in input_files(inputs)]
+    files = expand_inputs(inputs)
     tasks = max(1, min(cfg.tasks or os.cpu_count() or 1, len(files)))
     t0 = time.time()
 

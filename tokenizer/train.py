@@ -15,8 +15,6 @@ slice are never trained on; they measure bytes per token and check the round tri
 
 from __future__ import annotations
 
-import glob
-import gzip
 import hashlib
 import heapq
 import json
@@ -28,10 +26,12 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Iterator
 
+from datatrove.data import Document
 from loguru import logger
 
-from corpus.io import sha256_file, write_json
-from tokenizer.sp import Tokenizer
+from corpus.core.io import sha256_file, write_json
+from corpus.readers import documents
+from corpus.tokenizer.sp import Tokenizer
 
 
 @dataclass
@@ -58,69 +58,6 @@ def hash_fraction(key: str, salt: str = "") -> float:
     return int.from_bytes(h, "big") / 2**64
 
 
-def input_files(inputs: list[str | Path]) -> list[Path]:
-    """Files behind folders, files and globs, in a stable order."""
-    files: list[Path] = []
-    for inp in inputs:
-        p = Path(inp)
-        if p.is_dir():
-            files += sorted(f for f in p.iterdir() if f.is_file() and not f.name.startswith("."))
-        elif p.is_file():
-            files.append(p)
-        else:
-            files += sorted(Path(x) for x in glob.glob(str(inp)))
-    if not files:
-        raise FileNotFoundError(f"no input documents in {[str(i) for i in inputs]}")
-    return files
-
-
-def iter_file(f: Path) -> Iterator[dict]:
-    """Documents of one file: JSONL(.gz) and Parquet from pipeline writers, Arrow (IPC file or
-    stream with a ``text`` column), or plain text (one document per file)."""
-    name = f.name
-    if name.endswith((".jsonl", ".jsonl.gz", ".json.gz")):
-        opener = gzip.open if name.endswith(".gz") else open
-        with opener(f, "rt", encoding="utf-8") as fh:
-            for li, line in enumerate(fh):
-                if line.strip():
-                    row = json.loads(line)
-                    row.setdefault("id", f"{name}/{li}")
-                    yield row
-    elif name.endswith(".parquet"):
-        import pyarrow.parquet as pq
-
-        for batch in pq.ParquetFile(f).iter_batches():
-            for row in batch.to_pylist():
-                if isinstance(row.get("metadata"), str):
-                    row["metadata"] = json.loads(row["metadata"])
-                yield row
-    elif name.endswith((".arrow", ".feather")):
-        import pyarrow as pa
-
-        with pa.memory_map(str(f)) as source:
-            try:
-                reader = pa.ipc.open_file(source)
-                batches = (reader.get_batch(i) for i in range(reader.num_record_batches))
-            except pa.ArrowInvalid:
-                source.seek(0)
-                batches = iter(pa.ipc.open_stream(source))
-            index = 0
-            for batch in batches:
-                for row in batch.to_pylist():
-                    row.setdefault("id", f"{name}/{index}")
-                    index += 1
-                    yield row
-    elif name.endswith(".txt"):
-        yield {"id": str(f), "text": f.read_text(encoding="utf-8")}
-
-
-def iter_documents(inputs: list[str | Path]) -> Iterator[dict]:
-    """Documents from pipeline outputs: JSONL(.gz), Parquet or Arrow files, or folders of them;
-    plain .txt files are one document each."""
-    for f in input_files(inputs):
-        yield from iter_file(f)
-
-
 def _chunks(line: str, max_bytes: int) -> Iterator[str]:
     data = line.encode("utf-8")
     if len(data) <= max_bytes:
@@ -135,7 +72,7 @@ def _chunks(line: str, max_bytes: int) -> Iterator[str]:
         start = end
 
 
-def sample_lines(docs: Iterator[dict], cfg: TokenizerConfig) -> tuple[list[str], list[str], dict]:
+def sample_lines(docs: Iterator[Document], cfg: TokenizerConfig) -> tuple[list[str], list[str], dict]:
     """Bottom-k reservoir of training lines by byte budget, plus the held-out documents."""
     rng = random.Random(cfg.seed)
     heap: list[tuple[float, int, str]] = []  # (-priority, tiebreak, line): max-heap on priority
@@ -144,13 +81,13 @@ def sample_lines(docs: Iterator[dict], cfg: TokenizerConfig) -> tuple[list[str],
     stats = {"documents": 0, "input_bytes": 0, "heldout_documents": 0}
     counter = 0
     for doc in docs:
-        text = doc.get("text")
-        if not isinstance(text, str) or not text:
+        text = doc.text
+        if not text:
             continue
         stats["documents"] += 1
         n = len(text.encode("utf-8"))
         stats["input_bytes"] += n
-        if hash_fraction(str(doc.get("id")), "heldout") < cfg.heldout_fraction and heldout_bytes < cfg.heldout_max_bytes:
+        if hash_fraction(str(doc.id), "heldout") < cfg.heldout_fraction and heldout_bytes < cfg.heldout_max_bytes:
             heldout.append(text)
             heldout_bytes += n
             continue
@@ -223,7 +160,7 @@ def train_tokenizer(inputs, out_dir: str | Path, cfg: TokenizerConfig) -> dict:
             return card
     inputs = inputs if isinstance(inputs, (list, tuple)) else [inputs]
     t0 = time.time()
-    lines, heldout, stats = sample_lines(iter_documents(inputs), cfg)
+    lines, heldout, stats = sample_lines(documents(inputs), cfg)
     if not lines:
         raise ValueError(f"tokenizer: no text to train on in {[str(i) for i in inputs]}")
     logger.info(

@@ -1,31 +1,27 @@
-"""The step registry: every YAML step name maps to one datatrove ``PipelineStep`` class.
+"""The registries: every YAML step name maps to one datatrove ``PipelineStep`` class, every
+top-level stage key (``tokenizer``, ``shards``, ``train``, ...) to one ``Stage``.
 
 A step class registers itself with ``@register("name")``. Its ``__init__`` signature *is*
 its YAML schema: parameter names, type annotations and defaults are read from it, so
 ``corpus steps`` and config validation can never drift from the code.
+
+A stage registers itself with ``@register_stage("name", ConfigDataclass, order=...)`` on the
+function that runs it; the dataclass is its YAML schema. The application layer (config,
+runner, CLI) imports the modules that register (``corpus.catalog``) and reads only these
+two dictionaries.
 """
 
 from __future__ import annotations
 
-import importlib
 import inspect
 import types
 import typing
-from dataclasses import dataclass
-from typing import Any, Literal, Union
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Literal, Union
 
 STEPS: dict[str, type] = {}
-
-# modules whose import registers steps; imported lazily so `corpus --help` stays fast
-STEP_MODULES = (
-    "corpus.readers",
-    "corpus.extract",
-    "corpus.writers",
-    "filters.language",
-    "filters.heuristics",
-    "filters.quality",
-    "filters.dedup",
-)
+STAGES: dict[str, "Stage"] = {}
 
 
 def register(name: str):
@@ -39,10 +35,48 @@ def register(name: str):
     return wrap
 
 
-def load_steps() -> dict[str, type]:
-    for module in STEP_MODULES:
-        importlib.import_module(module)
-    return STEPS
+@dataclass
+class RunContext:
+    """What a stage gets from the runner: the run folder, the curated documents, the resolved
+    pipeline, and the results of the stages that ran before it."""
+
+    output_dir: Path
+    docs: Path
+    pipeline: dict = field(default_factory=dict)
+    results: dict[str, dict] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Stage:
+    """A stage of a run outside the document steps: ``run(ctx, config) -> dict`` (its result,
+    recorded in summary.json). ``order`` sorts stages (negative: before the steps); ``needs``
+    names stages that must be configured too; ``reads_documents``: the runner makes sure the
+    steps write the curated documents to ``ctx.docs``."""
+
+    name: str
+    config: type
+    run: Callable[[RunContext, Any], dict]
+    order: int
+    needs: tuple[str, ...] = ()
+    reads_documents: bool = False
+
+    @property
+    def before_steps(self) -> bool:
+        return self.order < 0
+
+    @property
+    def doc(self) -> str:
+        return (self.run.__doc__ or "").strip()
+
+
+def register_stage(name: str, config: type, order: int, needs: tuple[str, ...] = (), reads_documents: bool = False):
+    def wrap(fn):
+        if name in STAGES and STAGES[name].run is not fn:
+            raise ValueError(f"stage name {name!r} registered twice")
+        STAGES[name] = Stage(name, config, fn, order, tuple(needs), reads_documents)
+        return fn
+
+    return wrap
 
 
 @dataclass

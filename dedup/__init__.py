@@ -1,0 +1,1 @@
+"""Exact and near-duplicate removal: MinHash arithmetic (``minhash``) and the ``minhash_dedup`` step with its four stages (``step``)."""
