@@ -67,19 +67,27 @@ def cmd_run(args) -> int:
 
 def cmd_steps(args) -> int:
     from corpus import catalog
-    from corpus.core.registry import step_params
+    from corpus.core.registry import config_params, step_params
 
-    for name, cls in sorted(catalog.steps().items()):
-        if args.name and name not in args.name:
-            continue
-        doc = (cls.__doc__ or "").strip()
+    def show(name: str, doc: str, params) -> None:
         print(name)
         if doc:
             print(textwrap.indent(textwrap.fill(" ".join(doc.split()), 92), "    "))
-        for p in step_params(cls):
+        for p in params:
             default = "(required)" if p.required else f"= {p.default!r}"
             print(f"      {p.name}: {p.type_name} {default}")
         print()
+
+    for name, cls in sorted(catalog.steps().items()):
+        if not args.name or name in args.name:
+            show(name, (cls.__doc__ or "").strip(), step_params(cls))
+    stages = {n: st for n, st in catalog.stages().items() if not args.name or n in args.name}
+    if stages:
+        print("# stages: top-level sections of a pipeline file, run in this order around the steps\n")
+    for name, stage in stages.items():
+        when = "before the steps" if stage.before_steps else "after the steps"
+        needs = f"; needs {', '.join(stage.needs)}" if stage.needs else ""
+        show(f"{name}:", f"{stage.doc} ({when}{needs})", config_params(stage.config))
     return 0
 
 

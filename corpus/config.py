@@ -17,9 +17,7 @@ The shape (see ``corpus init`` for a commented example)::
 from __future__ import annotations
 
 import copy
-import dataclasses
 import difflib
-import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,7 +25,7 @@ from typing import Any
 import yaml
 
 from corpus import catalog
-from corpus.core.registry import check_type, step_params, type_name
+from corpus.core.registry import check_type, config_params, step_params
 
 
 class ConfigError(Exception):
@@ -238,15 +236,14 @@ def dataclass_from_dict(cls, value, where: str):
         value = {}
     if not isinstance(value, dict):
         raise ConfigError(f"{where}: must be a mapping")
-    hints = typing.get_type_hints(cls)
-    fields = {f.name: f for f in dataclasses.fields(cls)}
+    fields = {p.name: p for p in config_params(cls)}
     for key, v in value.items():
         if key not in fields:
             raise ConfigError(
                 f"{where}: unknown key {key!r}.{_suggest(key, fields)} Valid keys: {', '.join(fields)}"
             )
-        if not check_type(v, hints[key]):
-            raise ConfigError(f"{where}: {key!r} must be {type_name(hints[key])}, got {v!r}")
+        if not check_type(v, fields[key].annotation):
+            raise ConfigError(f"{where}: {key!r} must be {fields[key].type_name}, got {v!r}")
     try:
         return cls(**value)
     except (ValueError, TypeError) as e:

@@ -13,6 +13,7 @@ two dictionaries.
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 import types
 import typing
@@ -101,6 +102,17 @@ def step_params(cls) -> list[Param]:
             continue
         required = p.default is inspect.Parameter.empty
         params.append(Param(p.name, hints.get(p.name, Any), None if required else p.default, required))
+    return params
+
+
+def config_params(cls) -> list[Param]:
+    """The YAML keys of a stage: the fields of its config dataclass."""
+    hints = typing.get_type_hints(cls)
+    params = []
+    for f in dataclasses.fields(cls):
+        required = f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+        default = None if required else (f.default if f.default is not dataclasses.MISSING else f.default_factory())
+        params.append(Param(f.name, hints.get(f.name, Any), default, required))
     return params
 
 
