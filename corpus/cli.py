@@ -48,14 +48,6 @@ train: {max_steps: 500}
 """
 
 
-def _setup_logging(verbose: bool) -> None:
-    from loguru import logger
-
-    logger.remove()
-    logger.add(sys.stderr, level="DEBUG" if verbose else "INFO",
-               format="<green>{time:HH:mm:ss}</green> <level>{level: <7}</level> {message}")
-
-
 def cmd_run(args) -> int:
     from corpus.config import load_config
     from corpus.pipeline import Runner
@@ -171,7 +163,7 @@ def cmd_sample(args) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="corpus", description="Raw public text to curated documents, tokenizer, token shards and a GPT.")
-    p.add_argument("-v", "--verbose", action="store_true")
+    p.add_argument("-v", "--verbose", action="store_true", help="show datatrove's task logs (else in logs/<job>/console.log) and debug messages")
     sub = p.add_subparsers(dest="command", required=True)
 
     r = sub.add_parser("run", help="run a pipeline YAML file")
@@ -234,7 +226,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    _setup_logging(args.verbose)
+    from corpus import console
+
+    console.setup(args.verbose)
     from corpus.config import ConfigError
 
     try:

@@ -23,7 +23,7 @@ from datatrove.pipeline.base import PipelineStep
 from datatrove.pipeline.filters.base_filter import BaseFilter
 from loguru import logger
 
-from corpus import catalog
+from corpus import catalog, console
 from corpus.config import ConfigError, PipelineConfig
 from corpus.core import funnel
 from corpus.core.io import write_json
@@ -160,6 +160,10 @@ class Runner:
             steps.append(step)
             owners.append(owner)
         plan.append(Job(f"{segment:02d}-steps", steps, owners))
+        for job in plan:  # a counter after each job's reader feeds the progress display
+            if not job.side:
+                job.steps.insert(1, console.ProgressCounter(str(self.out / "logs" / job.name / "progress")))
+                job.owners.insert(1, None)
         if self.cfg.save_removed:
             for job in plan:
                 for step, owner in zip(job.steps, job.owners):
@@ -187,11 +191,13 @@ class Runner:
                 # an existing cluster (address, or RAY_ADDRESS), else a local one on this machine
                 ray.init(address=self.cfg.executor.get("address"), include_dashboard=False, log_to_driver=False)
         for job in jobs:
-            logger.info(f"corpus: job {job.name}: {' → '.join(type(s).__name__ for s in job.steps)}")
-            job_start = time.time()
-            self._make_executor(job).run()
+            logger.debug(f"corpus: job {job.name}: {' → '.join(type(s).__name__ for s in job.steps)}")
+            executor = self._make_executor(job)
+            logs = self.out / "logs" / job.name
+            with console.JobProgress(job.name, executor.world_size, logs, None if job.side else logs / "progress"), \
+                    console.job_output(logs / "console.log"):
+                executor.run()
             self._account(job, self._job_stats(job), parts)
-            logger.info(f"corpus: job {job.name} done in {time.time() - job_start:.1f}s")
         return self._summaries(parts), time.time() - start
 
     def _job_stats(self, job: Job) -> list[tuple[float, dict[str, int]]]:
