@@ -230,12 +230,16 @@ def main(argv: list[str] | None = None) -> int:
 
     console.setup(args.verbose)
     from corpus.config import ConfigError
+    from corpus.pipeline import RunError
 
     try:
         return args.func(args)
     except ConfigError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    except RunError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("interrupted; run the same command again to resume", file=sys.stderr)
         return 130

@@ -26,10 +26,15 @@ from loguru import logger
 from corpus import catalog, console
 from corpus.config import ConfigError, PipelineConfig
 from corpus.core import funnel
-from corpus.core.io import write_json
+from corpus.core.io import remove_stale_temporaries, write_json
 from corpus.core.registry import RunContext
 from corpus.readers import DeferredJsonlReader, InputError
 from corpus.writers import JsonlWriter
+
+
+class RunError(Exception):
+    """A run that cannot go on (a failed task, a stage with nothing to work on): one message,
+    naming what to look at; the run folder keeps what was done, and the same command resumes."""
 
 
 @dataclass
@@ -194,9 +199,14 @@ class Runner:
             logger.debug(f"corpus: job {job.name}: {' → '.join(type(s).__name__ for s in job.steps)}")
             executor = self._make_executor(job)
             logs = self.out / "logs" / job.name
-            with console.JobProgress(job.name, executor.world_size, logs, None if job.side else logs / "progress"), \
-                    console.job_output(logs / "console.log"):
-                executor.run()
+            try:
+                with console.JobProgress(job.name, executor.world_size, logs, None if job.side else logs / "progress"), \
+                        console.job_output(logs / "console.log"):
+                    executor.run()
+            except Exception as e:
+                raise RunError(f"job {job.name} failed: {type(e).__name__}: {e}. The task logs are in "
+                               f"{logs / 'logs'} (and {logs / 'console.log'}); fix the cause and run the same command "
+                               "again: finished tasks are kept") from e
             self._account(job, self._job_stats(job), parts)
         return self._summaries(parts), time.time() - start
 
@@ -245,6 +255,9 @@ class Runner:
             logger.warning(f"corpus: {self.out} holds a run of a different configuration; its finished tasks are "
                            "reused (datatrove's completion markers). Use a new output_dir to start over.")
         previous.write_text(resolved)
+        stale = remove_stale_temporaries(self.out)
+        if stale:
+            logger.info(f"corpus: removed {stale} unfinished temporary files left by an interrupted run")
         t0 = time.time()
         results: dict[str, dict] = {}
         self.run_stages(before_steps=True, results=results)
@@ -258,6 +271,13 @@ class Runner:
             "stages": results,
         }
         print_funnel(summary)
+        write_json(self.out / "summary.json", summary)
+        if summaries and summaries[-1].documents_out == 0:
+            readers = [st.name for st in self.stages if st.reads_documents]
+            if readers:
+                raise RunError(f"every document was dropped; see the funnel above. The {', '.join(readers)} "
+                               f"stage{'s' if len(readers) > 1 else ''} cannot run without documents")
+            logger.warning("corpus: every document was dropped; see the funnel above")
         self.run_stages(before_steps=False, results=results)
         summary["wall_seconds"] = round(time.time() - t0, 2)
         write_json(self.out / "summary.json", summary)
@@ -269,7 +289,10 @@ class Runner:
         for stage in self.stages:
             if stage.before_steps == before_steps:
                 ctx = RunContext(self.out, self._docs_dir(), self.cfg.raw, results)
-                results[stage.name] = stage.run(ctx, self.cfg.stages[stage.name])
+                try:
+                    results[stage.name] = stage.run(ctx, self.cfg.stages[stage.name])
+                except (ValueError, OSError) as e:
+                    raise RunError(f"the {stage.name} stage cannot run: {e}") from e
 
     def _docs_dir(self) -> Path:
         writers = [s for s in self.steps if isinstance(s, JsonlWriter)]

@@ -12,10 +12,10 @@ their input this way), with the same ids and the same handling of bad records.
 
 from __future__ import annotations
 
-import gzip
 import json
 import re
 import time
+import zlib
 from pathlib import PurePosixPath
 from typing import Iterator, Literal
 
@@ -103,7 +103,7 @@ class FileReader(Funnel, PipelineStep):
         if self.files is None:
             self.files = expand_paths(self.paths)
         mine = self.files[rank::world_size]
-        count = 0
+        count, self._last_log = 0, time.monotonic()
         for fi, (url, protocol, rel) in enumerate(mine):
             try:
                 docs = self.read_file(url, protocol, rel)
@@ -129,6 +129,21 @@ class FileReader(Funnel, PipelineStep):
 
 
 # ---------------------------------------------------------------- WARC
+
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+
+
+def lone_surrogates(line: bytes, row) -> bool:
+    """Whether a JSON line decoded to strings that are not Unicode text (an escaped half of a
+    surrogate pair, alone): no writer, tokenizer or UTF-8 file can hold them."""
+    if not _SURROGATE_ESCAPE.search(line):
+        return False
+    try:
+        json.dumps(row, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
 
 _META_CHARSET = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?\s*([A-Za-z0-9_.:-]+)""", re.I)
 _HTML_TYPES = ("text/html", "application/xhtml+xml")
@@ -159,6 +174,27 @@ def decode_html(body: bytes, content_type: str | None) -> tuple[str | None, str]
         return None, ""
 
 
+def _next_gzip_member(f, pos: int, chunk: int = 1 << 16) -> int | None:
+    """Offset of the next gzip member at or after ``pos`` whose start decompresses (a header's
+    three bytes can also occur inside compressed data), or None."""
+    while True:
+        f.seek(pos)
+        block = f.read(chunk + 2)
+        if len(block) < 3:
+            return None
+        i = block.find(b"\x1f\x8b\x08")
+        if i < 0:
+            pos += len(block) - 2
+            continue
+        f.seek(pos + i)
+        try:
+            if zlib.decompressobj(16 + zlib.MAX_WBITS).decompress(f.read(4096)):
+                return pos + i
+        except zlib.error:
+            pass
+        pos += i + 1
+
+
 def _is_warc_name(name: str) -> bool:
     return bool(re.search(r"\.(warc|arc|wet)(\.wet)?(\.gz)?$", name, re.I))
 
@@ -173,32 +209,48 @@ class WarcReader(FileReader):
 
     def __init__(self, paths: list[str], limit: int = -1, max_bytes: int = 10_000_000):
         super().__init__(paths, limit)
+        if max_bytes < 1:
+            raise ValueError("max_bytes must be at least 1")
         self.max_bytes = max_bytes
-        self.files = [f for f in self.files if _is_warc_name(f[0])]
-        if not self.files:
+        if not any(_is_warc_name(f[0]) for f in self.files):
             raise InputError(f"no .warc, .arc or .wet file (optionally .gz) among {paths}")
 
     def read_file(self, url, protocol, rel):
+        """Records of one file. A corrupt gzip member loses only itself: reading resumes at the
+        next member (each record of a .warc.gz is its own member)."""
         from warcio.archiveiterator import ArchiveIterator
         from warcio.exceptions import ArchiveLoadFailed
 
+        if not _is_warc_name(url):
+            self.skip("not_warc_name", url, "(not .warc, .arc or .wet, optionally .gz): rename it to read it")
+            return
         with self.open(url, protocol, compression=None) as f:  # warcio reads gzip members itself
-            records = iter(ArchiveIterator(f, arc2warc=True))
-            index = 0
-            while True:
-                try:
-                    record = next(records)
-                except StopIteration:
-                    return
-                except (ArchiveLoadFailed, OSError, EOFError, ValueError, gzip.BadGzipFile) as e:
-                    self.skip("corrupt_file", url, f"after {index} records: {str(e).strip().splitlines()[0]}")
-                    return
-                index += 1
-                if record.rec_type not in ("response", "conversion"):
-                    continue
-                doc = self._record_to_doc(record, url, rel, index)
-                if doc is not None:
-                    yield doc
+            gzipped = f.read(2) == b"\x1f\x8b"
+            start, index = 0, 0
+            while start is not None:
+                f.seek(start)
+                it = ArchiveIterator(f, arc2warc=True)
+                records = iter(it)
+                while True:
+                    try:
+                        record = next(records)
+                    except StopIteration:
+                        return
+                    except (ArchiveLoadFailed, OSError, EOFError, ValueError, zlib.error) as e:
+                        failed_at = start + (it.offset or 0)
+                        start = _next_gzip_member(f, failed_at + 1) if gzipped else None
+                        where = f"at byte {failed_at} after {index} records: {str(e).strip().splitlines()[0][:120]}"
+                        if start is None:
+                            self.skip("corrupt_file", url, where)
+                        else:
+                            self.skip("corrupt_member", url, f"{where}; resuming at byte {start}")
+                        break
+                    index += 1
+                    if record.rec_type not in ("response", "resource", "conversion"):
+                        continue
+                    doc = self._record_to_doc(record, url, rel, index)
+                    if doc is not None:
+                        yield doc
 
     def _record_to_doc(self, record, url, rel, index):
         headers = record.rec_headers
@@ -206,7 +258,9 @@ class WarcReader(FileReader):
         if record.rec_type == "conversion":  # WET: already text
             content_type = "text/plain"
         else:
-            content_type = record.http_headers.get_header("Content-Type") if record.http_headers else None
+            # a response's HTTP header; a resource record (a crawler's saved file) has only the WARC one
+            content_type = record.http_headers.get_header("Content-Type") if record.http_headers else \
+                headers.get_header("Content-Type")
             identified = headers.get_header("WARC-Identified-Payload-Type")
             kind = (identified or content_type or "").split(";")[0].strip().lower()
             if kind and kind not in _HTML_TYPES:
@@ -292,6 +346,11 @@ class JsonlReader(FileReader):
                     row = json.loads(line)
                 except (json.JSONDecodeError, UnicodeDecodeError) as e:
                     self.skip("bad_json", f"{url}:{li + 1}", str(e))
+                    continue
+                if lone_surrogates(line, row):
+                    self.skip("invalid_unicode", f"{url}:{li + 1}",
+                              f"id {row.get(self.id_key)!r}: a lone surrogate escape (\\ud800-\\udfff)"
+                              if isinstance(row, dict) else "")
                     continue
                 doc = _doc_from_dict(row, self.text_key, self.id_key, f"{rel}/{li}", rel) if isinstance(row, dict) else None
                 if doc is None:

@@ -2,7 +2,7 @@
 
 Each task writes ``<path>/_tmp/<rank>.<ext>`` and renames it to ``<path>/<rank>.<ext>`` only once
 the file is complete, so a reader never sees half a file and a re-run of a task replaces its
-file instead of appending to it. A relative ``path`` is inside the run's output folder.
+file instead of appending to it. A task that fails removes its temporary file. A relative ``path`` is inside the run's output folder.
 Documents pass through, so a writer can sit in the middle of a pipeline.
 """
 
@@ -51,6 +51,15 @@ class AtomicWriter(Funnel):
         for name in sorted(self.__dict__.pop("_pending", ())):
             if self.output_folder.exists(f"{TMP}/{name}"):
                 self.output_folder.mv(f"{TMP}/{name}", name)
+
+    def __exit__(self, exc_type, exc_val, exc_tb):
+        if exc_type is None:
+            return super().__exit__(exc_type, exc_val, exc_tb)
+        # the task failed: its partial files are removed, never published
+        super(AtomicWriter, self).close()
+        for name in sorted(self.__dict__.pop("_pending", ())):
+            if self.output_folder.exists(f"{TMP}/{name}"):
+                self.output_folder.rm(f"{TMP}/{name}")
 
 
 @register("jsonl_writer")

@@ -41,7 +41,7 @@ from datatrove.pipeline.base import PipelineStep
 from loguru import logger
 
 from corpus.core.funnel import Filter, Funnel
-from corpus.core.io import atomic_path, write_arrow
+from corpus.core.io import atomic_path, finished_files, write_arrow
 from corpus.core.registry import register
 from corpus.dedup.minhash import MinhashParams, ShingleHasher, UnionFind, band_hashes, minhash_batch, normalize
 from corpus.filters.heuristics import is_unspaced
@@ -188,12 +188,11 @@ class _Signatures:
     def __init__(self, folder: str, num_perm: int):
         self.maps: dict[int, np.ndarray] = {}
         root = os.path.join(folder, "signatures")
-        for name in sorted(os.listdir(root)):
-            if name.endswith(".u32"):
-                path = os.path.join(root, name)
-                rows = os.path.getsize(path) // (4 * num_perm)
-                self.maps[int(name[:5])] = np.memmap(path, dtype=np.uint32, mode="r", shape=(rows, num_perm)) \
-                    if rows else np.zeros((0, num_perm), np.uint32)
+        for name in finished_files(root, ".u32"):
+            path = os.path.join(root, name)
+            rows = os.path.getsize(path) // (4 * num_perm)
+            self.maps[int(name[:5])] = np.memmap(path, dtype=np.uint32, mode="r", shape=(rows, num_perm)) \
+                if rows else np.zeros((0, num_perm), np.uint32)
         self.num_perm = num_perm
 
     def gather(self, ranks: np.ndarray, idx: np.ndarray) -> np.ndarray:
@@ -218,11 +217,10 @@ class MinhashPairs(_Stage):
             with self.track_time("band"):
                 root = os.path.join(self.folder, "bands", f"{band:03d}")
                 runs, owners = [], []
-                for name in sorted(os.listdir(root)):
-                    if name.endswith(".npy"):
-                        arr = np.load(os.path.join(root, name), mmap_mode="r")
-                        runs.append(arr)
-                        owners.append(np.full(len(arr), int(name[:5]), np.uint32))
+                for name in finished_files(root, ".npy"):
+                    arr = np.load(os.path.join(root, name), mmap_mode="r")
+                    runs.append(arr)
+                    owners.append(np.full(len(arr), int(name[:5]), np.uint32))
                 if not runs:
                     continue
                 merged = np.concatenate(runs)
@@ -261,7 +259,7 @@ class MinhashClusters(_Stage):
         uf = UnionFind()
         with self.track_time():
             pair_dir = os.path.join(self.folder, "pairs")
-            for name in sorted(os.listdir(pair_dir)):
+            for name in finished_files(pair_dir, ".npy"):
                 pairs = np.load(os.path.join(pair_dir, name))
                 a = (pairs["ra"].astype(np.int64) << 32) | pairs["ia"]
                 b = (pairs["rb"].astype(np.int64) << 32) | pairs["ib"]

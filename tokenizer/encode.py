@@ -43,6 +43,13 @@ class ShardsConfig:
     def __post_init__(self):
         if not 0 < self.val_fraction < 1:
             raise ValueError("val_fraction must be between 0 and 1")
+        for name in ("shard_tokens", "batch_documents", "batch_bytes"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1")
+        if self.tasks < 0:
+            raise ValueError("tasks must be at least 0 (0: one per CPU)")
+        if self.num_threads == 0 or self.num_threads < -1:
+            raise ValueError("num_threads must be at least 1, or -1 (sentencepiece's default)")
 
 
 class _ShardWriter:
@@ -157,18 +164,33 @@ def _encode_files(task: int, files: list[str], model_file: str, out_dir: str, cf
     return writers["train"].entries + writers["val"].entries, n_docs, smallest, n_val
 
 
-def _move_to_val(out_dir: Path, results: list, doc_id: str) -> None:
-    """Move one document's row from its train shard into a new val shard (no re-encoding)."""
+def _carve_val(out_dir: Path, results: list, doc_id: str, tokens_for_val: int | None, tok: Tokenizer) -> dict:
+    """Give val one document when no id hashed into it: the whole row of ``doc_id`` moves from its
+    train shard into a new val shard (no re-encoding), or, with ``tokens_for_val``, only the
+    last that many of its tokens (a split by position, nanoGPT-style, for a corpus of one or
+    few documents), cut where both halves decode to the text exactly. Returns how it split."""
     for entries, *_ in results:
         for e in entries:
             if e["split"] != "train":
                 continue
-            path = out_dir / e["file"]
-            table = open_shard(path)
+            table = open_shard(out_dir / e["file"])
             mask = pa.compute.equal(table.column("id"), doc_id)
             if not pa.compute.any(mask).as_py():
                 continue
             moved, kept = table.filter(mask), table.filter(pa.compute.invert(mask))
+            how = {"method": "document", "document": doc_id}
+            if tokens_for_val is not None:
+                row = moved.to_pylist()[0]
+                ids, text = row["tokens"], tok.decode(row["tokens"])
+                cut = max(1, len(ids) - tokens_for_val)
+                while cut < len(ids) - 1 and tok.decode(ids[:cut]) + tok.decode(ids[cut:]) != text:
+                    cut += 1  # not inside a character that byte pieces spell out
+                head, tail = tok.decode(ids[:cut]), tok.decode(ids[cut:])
+                parts = [dict(row, tokens=ids[:cut], num_bytes=len(head.encode("utf-8", "surrogatepass"))),
+                         dict(row, id=f"{doc_id}#val", tokens=ids[cut:], num_bytes=len(tail.encode("utf-8", "surrogatepass")))]
+                kept = pa.concat_tables([kept, pa.Table.from_pylist(parts[:1], schema=table.schema)])
+                moved = pa.Table.from_pylist(parts[1:], schema=table.schema)
+                how = {"method": "position", "document": doc_id, "cut_token": cut, "val_tokens": len(ids) - cut}
             task = e["file"].split("-")[1]
             val = {"file": f"val-{task}-00000.arrow", "split": "val"}
             for target, part in ((e, kept), (val, moved)):
@@ -178,7 +200,24 @@ def _move_to_val(out_dir: Path, results: list, doc_id: str) -> None:
                 target["bytes"] = int(pa.compute.sum(part.column("num_bytes")).as_py() or 0)
                 target["sha256"] = sha256_file(out_dir / target["file"])
             entries.append(val)
-            return
+            return how
+    raise ValueError(f"shards: document {doc_id!r} is in no train shard")
+
+
+def _longest_row(out_dir: Path, entry: dict) -> tuple[str, int]:
+    lengths = pa.compute.list_value_length(open_shard(out_dir / entry["file"]).column("tokens"))
+    i = int(pa.compute.index(lengths, pa.compute.max(lengths)).as_py())
+    return open_shard(out_dir / entry["file"]).column("id")[i].as_py(), lengths[i].as_py()
+
+
+def _row_tokens(out_dir: Path, results: list, doc_id: str) -> int:
+    for entries, *_ in results:
+        for e in entries:
+            t = open_shard(out_dir / e["file"])
+            mask = pa.compute.equal(t.column("id"), doc_id)
+            if pa.compute.any(mask).as_py():
+                return token_count(t.filter(mask))
+    return 0
 
 
 def write_shards(docs, model_file, out_dir, cfg: ShardsConfig, pipeline: dict | None = None) -> dict:
@@ -215,11 +254,20 @@ def write_shards(docs, model_file, out_dir, cfg: ShardsConfig, pipeline: dict | 
     n_docs = sum(r[1] for r in results)
     if n_docs == 0:
         raise ValueError(f"shards: no documents in {[str(i) for i in inputs]}")
-    if sum(r[3] for r in results) == 0 and n_docs > 1:
-        # a corpus so small that no id hashed into val: the document with the smallest hash goes there
-        _move_to_val(out_dir, results, min(r[2] for r in results)[1])
-    shards = sorted((e for r in results for e in r[0]), key=lambda e: (e["split"] != "train", e["file"]))
     tok = Tokenizer(model_file)
+    how_split = {"method": "hash", "val_fraction": cfg.val_fraction}
+    if sum(r[3] for r in results) == 0:
+        # a corpus so small that no id hashed into val: the document with the smallest hash goes
+        # there whole, unless it would be more than half the tokens (one long document, say):
+        # then val gets the last val_fraction of the tokens of the longest document instead
+        total = sum(e["tokens"] for r in results for e in r[0])
+        first = min(r[2] for r in results)[1]
+        if n_docs > 1 and _row_tokens(out_dir, results, first) <= total / 2:
+            how_split.update(_carve_val(out_dir, results, first, None, tok))
+        else:
+            longest = max((_longest_row(out_dir, e) for r in results for e in r[0]), key=lambda x: x[1])[0]
+            how_split.update(_carve_val(out_dir, results, longest, max(2, round(total * cfg.val_fraction)), tok))
+    shards = sorted((e for r in results for e in r[0]), key=lambda e: (e["split"] != "train", e["file"]))
     totals = {
         split: {
             "documents": sum(e["rows"] for e in shards if e["split"] == split),
@@ -240,6 +288,7 @@ def write_shards(docs, model_file, out_dir, cfg: ShardsConfig, pipeline: dict | 
             "eos_id": tok.eos_id,
         },
         "config": settings,
+        "split": how_split,
         "pipeline": pipeline,
         "seconds": round(time.time() - t0, 2),
     }

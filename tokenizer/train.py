@@ -17,8 +17,8 @@ from __future__ import annotations
 
 import hashlib
 import heapq
+import io
 import json
-import os
 import random
 import string
 import time
@@ -29,7 +29,7 @@ from typing import Iterator
 from datatrove.data import Document
 from loguru import logger
 
-from corpus.core.io import sha256_file, write_json
+from corpus.core.io import atomic_path, sha256_file, write_json
 from corpus.readers import documents
 from corpus.tokenizer.sp import Tokenizer
 
@@ -46,10 +46,30 @@ class TokenizerConfig:
     seed: int = 0
 
     def __post_init__(self):
-        if self.vocab_size < 300:
-            raise ValueError("vocab_size must be at least 300 (256 byte pieces + specials + merges)")
+        if self.vocab_size < MIN_VOCAB_SIZE:
+            raise ValueError(f"vocab_size must be at least {MIN_VOCAB_SIZE}: 256 byte pieces, {len(NEWLINE_PIECES)} "
+                             f"newline pieces, {len(REQUIRED_CHARS)} printable ASCII characters and the specials "
+                             "take that many before any merge")
+        if not 0.98 <= self.character_coverage <= 1:
+            raise ValueError("character_coverage must be between 0.98 (sentencepiece's floor) and 1")
         if not 0 <= self.heldout_fraction < 0.5:
             raise ValueError("heldout_fraction must be in [0, 0.5)")
+        for name in ("sample_bytes", "max_line_bytes", "num_threads"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1")
+        if self.heldout_max_bytes < 0:
+            raise ValueError("heldout_max_bytes must be at least 0")
+
+
+# runs of newlines (Unix and Windows) are one piece each
+NEWLINE_PIECES = ["\n", "\n\n", "\n\n\n", "\n\n\n\n", "\r\n", "\r\n\r\n", "\r\n\r\n\r\n"]
+# printable ASCII and tabs are pieces whatever their frequency: common digits and punctuation
+# never fall back to bytes (character_coverage alone drops rare ones)
+REQUIRED_CHARS = "".join(c for c in string.printable if c not in " \n\x0b\x0c")
+# sentencepiece 0.2.3 needs room for the required characters, the 256 byte pieces, the user
+# symbols, unk/bos/eos and the space piece: below this it refuses to train (measured; a test
+# checks that this size trains and one less is refused at load)
+MIN_VOCAB_SIZE = len(REQUIRED_CHARS) + 256 + len(NEWLINE_PIECES) + 3 + 1
 
 
 def hash_fraction(key: str, salt: str = "") -> float:
@@ -107,10 +127,21 @@ def sample_lines(docs: Iterator[Document], cfg: TokenizerConfig) -> tuple[list[s
                         _, _, old = heapq.heappop(heap)
                         kept_bytes -= len(old.encode("utf-8"))
                 counter += 1
+    lines = [line for _, c, line in sorted(heap, key=lambda t: t[1])]  # input order, reproducible
+    stats["heldout_split"] = "document"
+    if not heldout and cfg.heldout_fraction > 0 and len(lines) > 1:
+        # too few documents for any to hash into the held-out slice (one long text, say): the
+        # last lines of the sample, heldout_fraction of its bytes, are held out instead
+        want, k = kept_bytes * cfg.heldout_fraction, len(lines)
+        while k > 1 and heldout_bytes < want:
+            k -= 1
+            heldout_bytes += len(lines[k].encode("utf-8"))
+        heldout, lines = ["\n".join(lines[k:])], lines[:k]
+        kept_bytes -= heldout_bytes
+        stats["heldout_split"] = "position"
     stats["heldout_documents"] = len(heldout)
     stats["heldout_bytes"] = heldout_bytes
     stats["sample_bytes"] = kept_bytes
-    lines = [line for _, c, line in sorted(heap, key=lambda t: t[1])]  # input order, reproducible
     stats["sample_lines"] = len(lines)
     return lines, heldout, stats
 
@@ -128,11 +159,8 @@ def trainer_options(cfg: TokenizerConfig) -> dict:
         split_by_unicode_script=False,  # lets "word," and "'s" merge: about 3 % fewer tokens
         allow_whitespace_only_pieces=True,
         max_sentence_length=cfg.max_line_bytes + 16,
-        # newline runs (Unix and Windows), one token each
-        user_defined_symbols=["\n", "\n\n", "\n\n\n", "\n\n\n\n", "\r\n", "\r\n\r\n", "\r\n\r\n\r\n"],
-        # printable ASCII and tabs are pieces whatever their frequency: common digits and
-        # punctuation never fall back to bytes (character_coverage alone drops rare ones)
-        required_chars="".join(c for c in string.printable if c not in " \n\x0b\x0c"),
+        user_defined_symbols=NEWLINE_PIECES,
+        required_chars=REQUIRED_CHARS,
         input_sentence_size=0,
         shuffle_input_sentence=False,
         unk_id=0,
@@ -168,11 +196,13 @@ def train_tokenizer(inputs, out_dir: str | Path, cfg: TokenizerConfig) -> dict:
         f"({stats['sample_lines']} lines) sampled from {stats['input_bytes'] / 1e6:.1f} MB"
     )
     out_dir.mkdir(parents=True, exist_ok=True)
-    prefix = out_dir / f".tokenizer.tmp-{os.getpid()}"
     options = trainer_options(cfg)
     while True:
         try:
-            spm.SentencePieceTrainer.train(sentence_iterator=iter(lines), model_prefix=str(prefix), **options)
+            # into memory, not to a model_prefix: the model then stores no file name, and the same
+            # input and settings give the same bytes (and sha256) on every run
+            model = io.BytesIO()
+            spm.SentencePieceTrainer.train(sentence_iterator=iter(lines), model_writer=model, **options)
             break
         except RuntimeError as e:
             # many scripts, small vocabulary: the characters at this coverage do not fit. Cover
@@ -186,8 +216,12 @@ def train_tokenizer(inputs, out_dir: str | Path, cfg: TokenizerConfig) -> dict:
             hint = " Raise vocab_size: the text has more distinct characters than it holds." \
                 if "smaller than required_chars" in str(e) else ""
             raise ValueError(f"tokenizer: sentencepiece failed: {e}.{hint}") from None
-    os.replace(f"{prefix}.vocab", out_dir / "tokenizer.vocab")
-    os.replace(f"{prefix}.model", out_dir / "tokenizer.model")
+    with atomic_path(out_dir / "tokenizer.model") as tmp:
+        tmp.write_bytes(model.getvalue())
+    sp = spm.SentencePieceProcessor(model_proto=model.getvalue())
+    with atomic_path(out_dir / "tokenizer.vocab") as tmp:  # sentencepiece's .vocab: piece, tab, score
+        tmp.write_text("".join(f"{sp.id_to_piece(i)}\t{sp.get_score(i):g}\n" for i in range(sp.vocab_size())),
+                       encoding="utf-8")
     train_seconds = time.time() - t0
 
     tok = Tokenizer(out_dir / "tokenizer.model")

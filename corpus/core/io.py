@@ -10,12 +10,15 @@ import os
 from pathlib import Path
 
 
+TMP_MARK = ".tmp-"  # in the names of files being written: .<name>.tmp-<pid>
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike):
     """Yields a temporary path next to ``path``; renames it to ``path`` if the block succeeds."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp = path.with_name(f".{path.name}{TMP_MARK}{os.getpid()}")
     try:
         yield tmp
         os.replace(tmp, path)
@@ -46,3 +49,21 @@ def write_arrow(path: str | os.PathLike, table, stream: bool = False) -> None:
             writer = pa.ipc.new_stream(sink, table.schema) if stream else pa.ipc.new_file(sink, table.schema)
             with writer:
                 writer.write_table(table)
+
+
+def finished_files(folder: str | os.PathLike, suffix: str) -> list[str]:
+    """Names of the complete files with ``suffix`` in ``folder``, sorted (never a temporary
+    left by a killed process)."""
+    return sorted(n for n in os.listdir(folder) if n.endswith(suffix) and not n.startswith("."))
+
+
+def remove_stale_temporaries(root: str | os.PathLike) -> int:
+    """Delete the temporaries that killed processes left under ``root`` (``atomic_path``'s
+    names); run at the start of a run, when nothing else writes there. Returns how many."""
+    removed = 0
+    for dirpath, _, names in os.walk(root):
+        for name in names:
+            if name.startswith(".") and TMP_MARK in name:
+                os.unlink(os.path.join(dirpath, name))
+                removed += 1
+    return removed
