@@ -158,6 +158,11 @@ def config_from_dict(raw: Any, source: str = "<config>", overrides: list[str] = 
     output_dir = raw.get("output_dir") or f"runs/{name}"
     if not isinstance(output_dir, str):
         raise ConfigError(f"{source}: 'output_dir' must be a string")
+    for parent in [Path(output_dir), *Path(output_dir).parents]:
+        if parent.exists():
+            if not parent.is_dir():
+                raise ConfigError(f"{source}: output_dir {output_dir!r} cannot be made: {str(parent)!r} is a file")
+            break
 
     executor = raw.get("executor") or {}
     if not isinstance(executor, dict):
@@ -170,6 +175,11 @@ def config_from_dict(raw: Any, source: str = "<config>", overrides: list[str] = 
     for key in ("tasks", "workers"):
         if key in executor and not check_type(executor[key], int):
             raise ConfigError(f"{source}: executor.{key} must be an integer, got {executor[key]!r}")
+    if executor.get("tasks", 1) < 1:
+        raise ConfigError(f"{source}: executor.tasks must be at least 1, got {executor['tasks']}")
+    if executor.get("workers", -1) == 0 or executor.get("workers", -1) < -1:
+        raise ConfigError(f"{source}: executor.workers must be at least 1, or -1 (all tasks at once), "
+                          f"got {executor['workers']}")
 
     steps = _validate_steps(raw.get("steps"), source)
     save_removed = raw.get("save_removed", False)

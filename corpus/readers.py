@@ -501,6 +501,10 @@ class HFDatasetReader(Funnel, PipelineStep):
             fs, _, matches = fsspec.get_fs_token_paths(path)
             if not matches or not fs.exists(matches[0]):
                 raise InputError(f"input {path!r} does not exist")
+            saved = [f"{matches[0]}/{n}" for n in ("state.json", "dataset_dict.json")]
+            if not any(fs.exists(f) for f in saved):
+                raise InputError(f"input {path!r} is not a dataset saved with save_to_disk (no state.json or "
+                                 "dataset_dict.json); for files, use jsonl_reader, parquet_reader or arrow_reader")
         self.path, self.dataset_name, self.config, self.split = path, name, config, split
         self.text_key, self.id_key, self.limit = text_key, id_key, limit
 

@@ -161,6 +161,7 @@ def trainer_options(cfg: TokenizerConfig) -> dict:
         max_sentence_length=cfg.max_line_bytes + 16,
         user_defined_symbols=NEWLINE_PIECES,
         required_chars=REQUIRED_CHARS,
+        hard_vocab_limit=False,  # a text too small for vocab_size gets the pieces it has, not an error
         input_sentence_size=0,
         shuffle_input_sentence=False,
         unk_id=0,
@@ -219,6 +220,9 @@ def train_tokenizer(inputs, out_dir: str | Path, cfg: TokenizerConfig) -> dict:
     with atomic_path(out_dir / "tokenizer.model") as tmp:
         tmp.write_bytes(model.getvalue())
     sp = spm.SentencePieceProcessor(model_proto=model.getvalue())
+    if sp.vocab_size() < cfg.vocab_size:
+        logger.warning(f"tokenizer: the text holds only {sp.vocab_size()} pieces; vocabulary {sp.vocab_size()} "
+                       f"instead of {cfg.vocab_size}")
     with atomic_path(out_dir / "tokenizer.vocab") as tmp:  # sentencepiece's .vocab: piece, tab, score
         tmp.write_text("".join(f"{sp.id_to_piece(i)}\t{sp.get_score(i):g}\n" for i in range(sp.vocab_size())),
                        encoding="utf-8")
