@@ -112,6 +112,9 @@ class FileReader(Funnel, PipelineStep):
                         doc = next(docs, None)
                     if doc is None:
                         break
+                    if not doc.text.strip():
+                        self.dropped("empty")
+                        continue
                     self.kept()
                     self.update_doc_stats(doc)
                     yield doc
@@ -277,9 +280,6 @@ class WarcReader(FileReader):
         if getattr(record.raw_stream, "limit", 0) > 0:
             self.skip("truncated_record", f"{url} {target}", f"{record.raw_stream.limit} bytes missing")
             return None
-        if not body.strip():
-            self.dropped("empty")
-            return None
         if record.rec_type != "conversion" and not content_type and b"<" not in body[:2048]:
             self.dropped("not_html")
             return None
@@ -361,10 +361,18 @@ class JsonlReader(FileReader):
 
 class DeferredJsonlReader(JsonlReader):
     """Reads files that an earlier job of the same run will write: globs are expanded when the
-    task starts, not when the pipeline is built (the runner's plumbing; not a YAML step)."""
+    task starts, not when the pipeline is built (the runner's plumbing; not a YAML step). An
+    earlier job that received no document wrote no file: then there is nothing to read."""
 
     def expand(self):
         return None
+
+    def run(self, data: DocumentsPipeline = None, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
+        try:
+            self.files = expand_paths(self.paths)
+        except InputError:
+            self.files = []
+        yield from super().run(data, rank, world_size)
 
 
 class _TableReader(FileReader):
@@ -465,9 +473,6 @@ class FilesReader(FileReader):
                 self.skip("invalid_utf8", url, str(e))
                 return
             text = raw.decode("utf-8", errors="replace")
-        if not text.strip():
-            self.dropped("empty")
-            return
         rel_id = rel[:-3] if rel.endswith(".gz") else rel
         yield Document(text=text, id=rel_id, metadata={"source": rel_id})
 
@@ -533,6 +538,9 @@ class HFDatasetReader(Funnel, PipelineStep):
             doc = _doc_from_dict(row, self.text_key, self.id_key, f"{source}/{start + i}", source)
             if doc is None:
                 self.skipped("no_text")
+                continue
+            if not doc.text.strip():
+                self.dropped("empty")
                 continue
             self.kept()
             self.update_doc_stats(doc)
