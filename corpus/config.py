@@ -186,11 +186,11 @@ def config_from_dict(raw: Any, source: str = "<config>", overrides: list[str] = 
     if not isinstance(save_removed, bool):
         raise ConfigError(f"{source}: 'save_removed' must be true or false, got {save_removed!r}")
 
-    stages = {name: stage_config(name, raw[name], source) for name in registered if raw.get(name) is not None}
-    for name in stages:
-        for need in registered[name].needs:
+    stages = {key: stage_config(key, raw[key], source) for key in registered if raw.get(key) is not None}
+    for key in stages:
+        for need in registered[key].needs:
             if need not in stages:
-                raise ConfigError(f"{source}: '{name}' needs a '{need}' section (it runs on what {need} makes)")
+                raise ConfigError(f"{source}: '{key}' needs a '{need}' section (it runs on what {need} makes)")
 
     return PipelineConfig(
         name=name,

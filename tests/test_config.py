@@ -115,3 +115,12 @@ def test_unknown_executor_option(tmp_path):
     with pytest.raises(ConfigError, match="executor option 'nodes' is unknown for local"):
         Runner(cfg)
     assert not (tmp_path / "r").exists()
+
+
+def test_name_and_stages_from_the_file(tmp_path):
+    p = write(tmp_path, f"name: mine\nsteps:\n  - files_reader: {{paths: ['{make_input(tmp_path)}']}}\n"
+                        "tokenizer: {vocab_size: 500}\nshards: {}\n")
+    cfg = load_config(p)
+    assert cfg.name == "mine" and list(cfg.stages) == ["tokenizer", "shards"]
+    with pytest.raises(ConfigError, match="'shards' needs a 'tokenizer' section"):
+        load_config(write(tmp_path, f"steps:\n  - files_reader: {{paths: ['{make_input(tmp_path)}']}}\nshards: {{}}\n"))
