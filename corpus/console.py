@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import sys
 import threading
 import time
@@ -129,16 +130,18 @@ class JobProgress:
     def _update(self, bar) -> None:
         done, docs = self._poll()
         bar.n = done
-        elapsed = max(1e-9, time.time() - self.start)
-        bar.set_postfix_str(f"{docs:,} docs, {docs / elapsed:,.0f} docs/s", refresh=False)
+        if self.progress_dir is not None:
+            elapsed = max(1e-9, time.time() - self.start)
+            bar.set_postfix_str(f"{docs:,} docs, {docs / elapsed:,.0f} docs/s", refresh=False)
         bar.refresh()
 
     def __enter__(self):
         from tqdm import tqdm
 
         term = terminal()
+        width = shutil.get_terminal_size().columns or 100  # a pseudo-terminal may report 0
         self.bar = tqdm(total=self.tasks, desc=f"job {self.name}", unit="task", file=term, leave=True,
-                        disable=not term.isatty(), dynamic_ncols=True)
+                        disable=not term.isatty(), ncols=min(width, 120))
         if not self.bar.disable:
             self._thread = threading.Thread(target=self._loop, args=(self.bar,), daemon=True)
             self._thread.start()
