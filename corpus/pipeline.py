@@ -308,8 +308,12 @@ def print_funnel(summary: dict) -> None:
         def by_count(d):
             return sorted(d.items(), key=lambda kv: -kv[1])
 
+        encodings = {k.removeprefix("encoding_"): v for k, v in s["counters"].items() if k.startswith("encoding_")}
         reasons = ", ".join([f"{k}={v}" for k, v in by_count(s["dropped"])] +
-                            [f"skipped {k}={v}" for k, v in by_count(s["skipped"])])
+                            [f"skipped {k}={v}" for k, v in by_count(s["skipped"])] +
+                            [f"lines removed {k}={v}" for k, v in by_count(s["lines_removed"])])
+        if encodings:
+            reasons += ("; " if reasons else "") + "encodings " + ", ".join(f"{k}={v}" for k, v in by_count(encodings))
         doc_in = f"{s['files']} files" if s["documents_in"] is None else s["documents_in"]
         lines.append(f"{s['step']:<22}{doc_in:>9}{s['documents_out']:>9}{s['seconds']:>10.1f}  {reasons}")
     print("\n".join(lines), flush=True)

@@ -12,6 +12,7 @@ their input this way), with the same ids and the same handling of bad records.
 
 from __future__ import annotations
 
+import codecs
 import json
 import re
 import time
@@ -25,6 +26,7 @@ from datatrove.pipeline.base import PipelineStep
 from loguru import logger
 
 from corpus.core.funnel import Funnel
+from corpus.decode import decode, looks_like_html
 from corpus.core.registry import register
 
 
@@ -148,33 +150,7 @@ def lone_surrogates(line: bytes, row) -> bool:
     return False
 
 
-_META_CHARSET = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?\s*([A-Za-z0-9_.:-]+)""", re.I)
 _HTML_TYPES = ("text/html", "application/xhtml+xml")
-
-
-def decode_html(body: bytes, content_type: str | None) -> tuple[str | None, str]:
-    """Decode an HTML payload: HTTP charset, then <meta charset>, then UTF-8, then detection."""
-    candidates = []
-    if content_type and "charset=" in content_type.lower():
-        candidates.append(content_type.lower().split("charset=")[-1].split(";")[0].strip(" \"'"))
-    m = _META_CHARSET.search(body[:4096])
-    if m:
-        candidates.append(m.group(1).decode("ascii", "ignore").lower())
-    candidates.append("utf-8")
-    for enc in candidates:
-        try:
-            return body.decode(enc), enc
-        except (UnicodeDecodeError, LookupError):
-            continue
-    from charset_normalizer import from_bytes
-
-    best = from_bytes(body[:200_000]).best()
-    if best is None:
-        return None, ""
-    try:
-        return body.decode(best.encoding, errors="replace"), best.encoding
-    except LookupError:
-        return None, ""
 
 
 def _next_gzip_member(f, pos: int, chunk: int = 1 << 16) -> int | None:
@@ -286,9 +262,10 @@ class WarcReader(FileReader):
         if b"\x00" in body[:4096]:
             self.skip("binary_payload", f"{url} {target}")
             return None
-        text, encoding = decode_html(body, content_type)
+        text, encoding = decode(body, content_type, target, html=record.rec_type != "conversion")
+        self.stat_update(f"encoding_{encoding}")
         if text is None:
-            self.skip("undecodable", f"{url} {target}")
+            self.skip("undecodable", f"{url} {target}", f"(as {encoding})")
             return None
         doc_id = headers.get_header("WARC-Record-ID") or f"{rel}/{index}"
         return Document(
@@ -447,8 +424,11 @@ class ArrowReader(_TableReader):
 @register("files_reader")
 class FilesReader(FileReader):
     """One document per file (text, HTML, ...). The id is the path relative to the glob's root;
-    ``.gz`` files are opened transparently; content is decoded as UTF-8 (``errors`` decides what
-    happens to invalid bytes: ``skip`` the file, or ``replace`` them)."""
+    ``.gz`` files are opened transparently. Bytes are decoded as a browser would (byte-order
+    mark, ``<meta charset>`` for HTML, UTF-8, else detection: GBK, Big5, Shift-JIS, cp1251...);
+    HTML files get ``content_type: text/html`` for the extractor, others ``text/plain``. A file
+    that no encoding decodes (more than a quarter replaced) is skipped, unless ``errors`` is
+    ``replace``."""
 
     name = "📄 files_reader"
 
@@ -463,18 +443,20 @@ class FilesReader(FileReader):
         if len(raw) > self.max_bytes:
             self.skip("too_large", url, f"> {self.max_bytes} bytes")
             return
-        if b"\x00" in raw[:8192]:
+        rel_id = rel[:-3] if rel.endswith(".gz") else rel
+        if b"\x00" in raw[:8192] and not raw.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
             self.skip("binary_payload", url)
             return
-        try:
-            text = raw.decode("utf-8")
-        except UnicodeDecodeError as e:
+        html = looks_like_html(rel_id, raw)
+        text, encoding = decode(raw, None, None, html=html)
+        self.stat_update(f"encoding_{encoding}")
+        if text is None:
             if self.errors == "skip":
-                self.skip("invalid_utf8", url, str(e))
+                self.skip("undecodable", url, f"(as {encoding})")
                 return
-            text = raw.decode("utf-8", errors="replace")
-        rel_id = rel[:-3] if rel.endswith(".gz") else rel
-        yield Document(text=text, id=rel_id, metadata={"source": rel_id})
+            text = raw.decode(encoding, errors="replace")
+        yield Document(text=text, id=rel_id, metadata={"source": rel_id, "encoding": encoding,
+                                                        "content_type": "text/html" if html else "text/plain"})
 
 
 # ---------------------------------------------------------------- Hugging Face datasets

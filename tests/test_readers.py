@@ -100,16 +100,27 @@ def test_files_reader_ids_gzip_and_bad_bytes(tmp_path):
     (root / "a.txt").write_text("alpha 中文")
     with gzip.open(root / "sub" / "b.txt.gz", "wt") as f:
         f.write("beta")
-    (root / "bad.txt").write_bytes(b"caf\xe9 \xff")
+    (root / "latin.txt").write_bytes("café, naïve façade".encode("cp1252"))  # not UTF-8: detected
     (root / "bin.txt").write_bytes(b"\x00\x01\x02binary")
     (root / "empty.txt").write_text("   \n")
+    (root / "utf16.txt").write_bytes("中文 text".encode("utf-16"))  # with its byte-order mark
     step = FilesReader([str(root / "**" / "*.txt*")])
     docs = {d.id: d.text for d in read(step)}
-    assert docs == {"a.txt": "alpha 中文", "sub/b.txt": "beta"}
+    assert docs == {"a.txt": "alpha 中文", "sub/b.txt": "beta", "latin.txt": "café, naïve façade",
+                    "utf16.txt": "中文 text"}
     c = counts(step)
-    assert c.skipped["invalid_utf8"] == 1 and c.skipped["binary_payload"] == 1 and c.dropped["empty"] == 1
-    replaced = {d.id: d.text for d in read(FilesReader([str(root / "bad.txt")], errors="replace"))}
-    assert replaced["bad.txt"].startswith("caf\ufffd")
+    assert c.skipped["binary_payload"] == 1 and c.dropped["empty"] == 1
+    assert c.counters["encoding_utf-8"] == 3 and c.counters["encoding_cp1252"] == 1
+
+
+def test_files_reader_decodes_chinese_pages_like_a_browser(shared):
+    """Saved GB2312/GBK pages (most of zh-extraction) decode without a replacement character."""
+    pages = shared("zh-extraction", "pages", "original")
+    step = FilesReader([str(pages / "*.html")])
+    docs = read(step)
+    assert len(docs) == len(list(pages.glob("*.html"))) >= 30
+    assert all("\ufffd" not in d.text and d.metadata["content_type"] == "text/html" for d in docs)
+    assert counts(step).counters["encoding_gb18030"] >= 20
 
 
 def test_hf_dataset_from_disk(tmp_path):
