@@ -138,6 +138,7 @@ class JobProgress:
     def __enter__(self):
         from tqdm import tqdm
 
+        self.done_at_start = self._poll()[0]  # finished by an earlier run: skipped (datatrove's markers)
         term = terminal()
         width = shutil.get_terminal_size().columns or 100  # a pseudo-terminal may report 0
         self.bar = tqdm(total=self.tasks, desc=f"job {self.name}", unit="task", file=term, leave=True,
@@ -154,7 +155,8 @@ class JobProgress:
         done, docs = self._poll()
         if self.bar.disable:
             documents = f", {docs:,} documents" if self.progress_dir is not None else ""
-            print(f"job {self.name}: {done}/{self.tasks} tasks{documents}, {time.time() - self.start:.1f}s",
+            resumed = f" ({self.done_at_start} already done in an earlier run)" if self.done_at_start else ""
+            print(f"job {self.name}: {done}/{self.tasks} tasks{documents}, {time.time() - self.start:.1f}s{resumed}",
                   file=terminal(), flush=True)
         else:
             self._update(self.bar)

@@ -11,6 +11,7 @@ import pytest
 from datatrove.data import Document
 
 from corpus.extract import ExtractorSetupError, TrafilaturaExtractor
+from tests.conftest import funnel_of
 
 
 def _words(s):
@@ -48,9 +49,10 @@ def test_failures_are_counted_by_reason():
     ]
     step = TrafilaturaExtractor(max_html_bytes=1000, timeout=10)
     out = [d.id for d in step.run(iter(docs))]
-    c = {k: int(v.total) for k, v in step.stats.stats.items()}
+    c = funnel_of(step)
     assert out == ["wet", "ok"]
-    assert c["dropped_too_large"] == 1 and c["dropped_no_text"] == 1
+    assert c.skipped["too_large"] == 1 and c.dropped["no_text"] == 1  # could not process vs nothing to keep
+    assert c.documents_in == 4 and c.documents_out == 2
 
 
 def test_deeply_nested_html_does_not_crash():

@@ -42,6 +42,9 @@ def test_funnel_in_summary(web_run):
         assert cur["documents_in"] - cur["documents_out"] == sum(cur["dropped"].values()) + sum(cur["skipped"].values())
     assert steps["gopher_quality"]["dropped"] and all(s["seconds"] >= 0 for s in summary["steps"])
     assert "trafilatura" in r.stdout and "dropped" in r.stdout  # the funnel is printed
+    lines = (r.stdout + r.stderr).splitlines()
+    assert len(lines) <= 60 and not any("Stats" in line or "PIPELINE" in line for line in lines), "\n".join(lines)
+    assert "job 00-steps: 2/2 tasks, 92 documents" in r.stderr  # one plain line per job off a terminal
     train = summary["stages"]["train"]
     assert train["final_val_loss"] < train["first_val_loss"] and train["final_val_bpb"] < train["first_val_bpb"]
     assert (out / "pipeline.yaml").exists() and (out / "train" / "ckpt.pt").exists()
@@ -73,7 +76,7 @@ def test_rerun_resumes_without_duplicates(web_run):
     count = sum(1 for f in (out / "docs").glob("*.jsonl.gz") for _ in gzip.open(f, "rt"))
     r = corpus("run", "pipelines/web.yaml", *[a for s in sets for a in ("--set", s)])
     assert r.returncode == 0, r.stderr[-2000:]
-    assert "already been completed" in r.stderr or "Skipping" in r.stderr
+    assert "job 00-steps: 2/2 tasks" in r.stderr and "(2 already done in an earlier run)" in r.stderr
     assert "already trained" in r.stderr and "already written" in r.stderr
     assert sorted(p.name for p in (out / "docs").glob("*.jsonl.gz")) == before
     assert sum(1 for f in (out / "docs").glob("*.jsonl.gz") for _ in gzip.open(f, "rt")) == count

@@ -8,11 +8,12 @@ import math
 import pytest
 import torch
 
-from tokenizer.encode import ShardsConfig, write_shards
-from tokenizer.train import TokenizerConfig, train_tokenizer
-from trainer.config import TrainConfig
-from trainer.data import PackedTokens
-from trainer.train import load_model, train
+from corpus.tokenizer.encode import ShardsConfig, write_shards
+from corpus.tokenizer.train import TokenizerConfig, train_tokenizer
+from corpus.trainer.config import TrainConfig
+from corpus.trainer.data import PackedTokens
+from corpus.trainer.checkpoint import load_model
+from corpus.trainer.train import train
 
 TINY = dict(n_layer=2, n_head=2, n_embd=64, block_size=64, batch_size=8, learning_rate=3e-3, min_lr=3e-4,
             warmup_steps=5, eval_interval=10, eval_batches=4, log_interval=10, sample_tokens=20, threads=1)

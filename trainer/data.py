@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from corpus.shards import read_manifest, split_tokens
+from corpus.core.shards import read_manifest, split_tokens
 
 
 class PackedTokens:
@@ -32,6 +32,8 @@ class PackedTokens:
         self.start_in_part = np.concatenate(start_in_part).astype(np.int64) if start_in_part else np.zeros(0, np.int64)
         # virtual start of each document: its tokens, then one eos
         self.vstart = np.concatenate([[0], np.cumsum(self.lens + 1)[:-1]]).astype(np.int64)
+        self.veos = self.vstart + self.lens  # virtual position of each document's eos
+        self.shift = self.start_in_part - self.vstart  # virtual position + shift = index in the document's part
         self.total = int((self.lens + 1).sum())
         self.documents = len(self.lens)
 
@@ -39,21 +41,25 @@ class PackedTokens:
         return self.windows(np.array([start]), length)[0]
 
     def windows(self, starts: np.ndarray, length: int) -> np.ndarray:
-        """Rows of ``length`` tokens of the virtual stream from each start, gathered at once."""
+        """Rows of ``length`` tokens of the virtual stream from each start, gathered at once: one
+        binary search for the document of every position, one take per shard chunk read."""
         v = (np.asarray(starts, np.int64)[:, None] + np.arange(length, dtype=np.int64)[None, :]).ravel()
         doc = np.searchsorted(self.vstart, v, side="right") - 1
-        local = v - self.vstart[doc]
-        out = np.full(len(v), self.eos_id, dtype=np.int64)
-        is_token = local < self.lens[doc]
+        index = v + self.shift[doc]  # at an eos: the next document's first token, overwritten below
+        out = np.empty(len(v), dtype=np.int64)
         if len(self.parts) == 1:
-            idx = np.flatnonzero(is_token)
-            out[idx] = self.parts[0][0][self.start_in_part[doc[idx]] + local[idx]]
+            self._take(0, index, out, slice(None))
         else:
-            parts = np.where(is_token, self.part_of[doc], -1)
-            for p in np.flatnonzero(np.bincount(parts + 1, minlength=len(self.parts) + 1)[1:]):
-                sel = np.flatnonzero(parts == p)  # positions that read this shard chunk
-                out[sel] = self.parts[p][0][self.start_in_part[doc[sel]] + local[sel]]
+            part = self.part_of[doc]
+            for p in np.unique(part):
+                self._take(p, index, out, part == p)
+        out[v == self.veos[doc]] = self.eos_id
         return out.reshape(len(starts), length)
+
+    def _take(self, part: int, index: np.ndarray, out: np.ndarray, where) -> None:
+        tokens = self.parts[part][0]
+        if len(tokens):  # else the chunk's documents are empty: all its positions are separators
+            out[where] = tokens[np.minimum(index[where], len(tokens) - 1)]
 
 
 class Batches:
@@ -67,24 +73,39 @@ class Batches:
                 f"the split has {data.total} tokens (with separators): too few for one window of "
                 f"block_size {block_size} + 1; lower block_size or give the split more documents"
             )
-        self._perm_epoch, self._perm = -1, None
+        self._order_epoch, self._order = -1, None
 
-    def _window_index(self, i: int) -> int:
-        epoch, k = divmod(i, self.windows)
-        if not self.shuffle:
-            return k
-        if epoch != self._perm_epoch:
-            self._perm = np.random.default_rng([self.seed, epoch]).permutation(self.windows)
-            self._perm_epoch = epoch
-        return int(self._perm[k])
+    def order(self, epoch: int) -> np.ndarray:
+        """The window indices in the order an epoch visits them (the last epoch's is cached)."""
+        if epoch != self._order_epoch:
+            if self.shuffle:
+                self._order = np.random.default_rng([self.seed, epoch]).permutation(self.windows)
+            else:
+                self._order = np.arange(self.windows)
+            self._order_epoch = epoch
+        return self._order
+
+    def window_indices(self, position: int, count: int) -> np.ndarray:
+        """The windows at positions ``position .. position + count - 1`` of the order: slices of
+        the epochs' orders, with no loop per window."""
+        pieces = []
+        while count > 0:
+            epoch, k = divmod(position, self.windows)
+            n = min(count, self.windows - k)
+            pieces.append(self.order(epoch)[k : k + n])
+            position, count = position + n, count - n
+        return np.concatenate(pieces) if pieces else np.zeros(0, np.int64)
 
     def get(self, position: int, batch_size: int, device: str | torch.device = "cpu"):
-        starts = np.array([self._window_index(position + j) for j in range(batch_size)], np.int64) * self.block_size
+        """(x, y) of the ``batch_size`` windows from ``position``: x their first ``block_size``
+        tokens, y the same shifted by one."""
+        starts = self.window_indices(position, batch_size) * self.block_size
         t = torch.from_numpy(self.data.windows(starts, self.block_size + 1))
-        x, y = t[:, :-1], t[:, 1:]
         if str(device).startswith("cuda"):
-            return x.pin_memory().to(device, non_blocking=True), y.pin_memory().to(device, non_blocking=True)
-        return x.to(device), y.to(device)
+            t = t.pin_memory().to(device, non_blocking=True)
+        elif str(device) != "cpu":
+            t = t.to(device)
+        return t[:, :-1], t[:, 1:]
 
 
 def tokens_per_byte(folder: str | Path, split: str) -> float:

@@ -1,11 +1,12 @@
 """A GPT in the style of nanoGPT: pre-norm transformer blocks, causal self-attention through
 ``scaled_dot_product_attention`` (flash kernels where the device has them), learned position
 embeddings or, with ``rope=True``, rotary position embeddings on queries and keys, and the
-output head tied to the token embedding."""
+output head tied to the token embedding. ``GPTConfig`` is the model's shape, stored in checkpoints."""
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass, fields
 
 import torch
 import torch.nn as nn
@@ -69,29 +70,47 @@ class Block(nn.Module):
         return x + self.mlp(self.ln2(x))
 
 
+@dataclass
+class GPTConfig:
+    """The model's shape: all a checkpoint needs to rebuild it."""
+
+    vocab_size: int
+    block_size: int
+    n_layer: int
+    n_head: int
+    n_embd: int
+    dropout: float = 0.0
+    rope: bool = False
+
+    @classmethod
+    def from_train_config(cls, train: dict, vocab_size: int) -> GPTConfig:
+        """The model part of a training configuration (``asdict(TrainConfig)``), which holds no vocabulary."""
+        return cls(vocab_size=vocab_size, **{f.name: train[f.name] for f in fields(cls) if f.name in train})
+
+
 class GPT(nn.Module):
-    def __init__(self, vocab_size: int, block_size: int, n_layer: int, n_head: int, n_embd: int, dropout: float = 0.0,
-                 rope: bool = False):
+    def __init__(self, config: GPTConfig):
         super().__init__()
-        self.block_size, self.rope = block_size, rope
-        self.wte = nn.Embedding(vocab_size, n_embd)
-        if rope:
-            if (n_embd // n_head) % 2:
+        c = self.config = config
+        self.block_size, self.rope = c.block_size, c.rope
+        self.wte = nn.Embedding(c.vocab_size, c.n_embd)
+        if c.rope:
+            if (c.n_embd // c.n_head) % 2:
                 raise ValueError("rotary embeddings need an even head size (n_embd / n_head)")
-            cos, sin = rotary_tables(block_size, n_embd // n_head)
+            cos, sin = rotary_tables(c.block_size, c.n_embd // c.n_head)
             self.register_buffer("rope_cos", cos, persistent=False)
             self.register_buffer("rope_sin", sin, persistent=False)
         else:
-            self.wpe = nn.Embedding(block_size, n_embd)
-        self.drop = nn.Dropout(dropout)
-        self.blocks = nn.ModuleList(Block(n_embd, n_head, dropout) for _ in range(n_layer))
-        self.ln_f = nn.LayerNorm(n_embd, bias=False)
-        self.lm_head = nn.Linear(n_embd, vocab_size, bias=False)
+            self.wpe = nn.Embedding(c.block_size, c.n_embd)
+        self.drop = nn.Dropout(c.dropout)
+        self.blocks = nn.ModuleList(Block(c.n_embd, c.n_head, c.dropout) for _ in range(c.n_layer))
+        self.ln_f = nn.LayerNorm(c.n_embd, bias=False)
+        self.lm_head = nn.Linear(c.n_embd, c.vocab_size, bias=False)
         self.lm_head.weight = self.wte.weight  # weight tying
         self.apply(self._init_weights)
         for name, p in self.named_parameters():
             if name.endswith("proj.weight"):  # GPT-2's scaled init of residual projections
-                nn.init.normal_(p, mean=0.0, std=0.02 / math.sqrt(2 * n_layer))
+                nn.init.normal_(p, mean=0.0, std=0.02 / math.sqrt(2 * c.n_layer))
 
     @staticmethod
     def _init_weights(module):

@@ -1,0 +1,84 @@
+"""The trainer's checkpoints and loader: exact resume with dropout and gradient accumulation,
+older checkpoints, refused resumes, and the window order and packing against a plain reference."""
+
+import csv
+
+import numpy as np
+import pytest
+import torch
+
+from corpus.trainer import data
+from corpus.trainer.checkpoint import load_model
+from corpus.trainer.config import TrainConfig
+from corpus.trainer.model import GPTConfig
+from corpus.trainer.train import train
+from tests.test_trainer import shards  # noqa: F401  (the fixture: tinyshakespeare shards, vocab 512)
+
+SMALL = dict(n_layer=1, n_head=2, n_embd=32, block_size=32, batch_size=4, warmup_steps=2, eval_interval=5,
+             eval_batches=2, log_interval=5, sample_tokens=5, threads=1)
+
+
+def test_resume_is_exact_with_dropout_and_accumulation(shards, tmp_path):
+    cfg = TrainConfig(**SMALL, max_steps=10, dropout=0.2, grad_accum=2)
+    full = train(shards, tmp_path / "full", cfg)
+    train(shards, tmp_path / "cut", cfg, stop_at=5)
+    resumed = train(shards, tmp_path / "cut", cfg)
+    assert resumed["final_train_loss"] == full["final_train_loss"]
+    a, sa = load_model(tmp_path / "full" / "ckpt.pt")
+    b, sb = load_model(tmp_path / "cut" / "ckpt.pt")
+    assert sa["data_position"] == sb["data_position"] == 10 * 2 * 4
+    for (name, pa), (_, pb) in zip(a.state_dict().items(), b.state_dict().items()):
+        assert torch.equal(pa, pb), name
+    rows = [list(csv.DictReader(open(tmp_path / run / "metrics.csv"))) for run in ("full", "cut")]
+    assert [(r["step"], r["val_loss"]) for r in rows[0]] == [(r["step"], r["val_loss"]) for r in rows[1]]
+
+
+def test_checkpoint_model_config_older_checkpoints_and_refused_resume(shards, tmp_path):
+    cfg = TrainConfig(**SMALL, max_steps=5, rope=True)
+    train(shards, tmp_path, cfg)
+    model, state = load_model(tmp_path / "ckpt.pt")
+    assert state["model_config"] == {"vocab_size": 512, "block_size": 32, "n_layer": 1, "n_head": 2, "n_embd": 32,
+                                     "dropout": 0.0, "rope": True}
+    assert model.config == GPTConfig(**state["model_config"]) and state["tokenizer"].endswith("tokenizer.model")
+    del state["model_config"]  # as written before GPTConfig existed
+    torch.save(state, tmp_path / "old.pt")
+    old, _ = load_model(tmp_path / "old.pt")
+    assert old.config == model.config
+    for (name, pa), (_, pb) in zip(model.state_dict().items(), old.state_dict().items()):
+        assert torch.equal(pa, pb), name
+    longer = train(shards, tmp_path, TrainConfig(**SMALL, max_steps=10, rope=True))  # only max_steps may change
+    assert longer["steps"] == 10
+    with pytest.raises(ValueError, match="another configuration"):
+        train(shards, tmp_path, TrainConfig(**SMALL, max_steps=15, rope=True, learning_rate=1e-3))
+
+
+def _fake_parts(monkeypatch):
+    """Four shard chunks of random documents, with empty documents and a chunk of only empty ones."""
+    rng = np.random.default_rng(0)
+    parts, stream = [], []
+    for p in range(4):
+        lens = np.zeros(5, np.int64) if p == 2 else rng.integers(0, 30, 50)
+        lens[:2] = 0
+        offsets = np.concatenate([[0], np.cumsum(lens)])
+        tokens = rng.integers(3, 500, offsets[-1]).astype(np.uint16)
+        parts.append((tokens, offsets))
+        for d in range(len(lens)):
+            stream += [*tokens[offsets[d]:offsets[d + 1]], 2]
+    monkeypatch.setattr(data, "split_tokens", lambda folder, split: parts)
+    return data.PackedTokens("unused", "train", eos_id=2), np.array(stream)
+
+
+@pytest.mark.parametrize("shuffle", [True, False])
+def test_batches_follow_the_seeded_epoch_orders(monkeypatch, shuffle):
+    packed, stream = _fake_parts(monkeypatch)
+    assert packed.total == len(stream)
+    block = 16
+    batches = data.Batches(packed, block, seed=7, shuffle=shuffle)
+    n = batches.windows
+    # the order, one window at a time: position i is window perm_epoch[i % n] of epoch i // n
+    order = np.concatenate([np.random.default_rng([7, e]).permutation(n) if shuffle else np.arange(n) for e in range(4)])
+    for position, size in [(0, 5), (n - 3, 7), (2 * n - 1, 2), (n + 4, 2 * n + 3), (3 * n - 5, 1)]:
+        x, y = batches.get(position, size)
+        starts = order[position:position + size] * block
+        expected = np.stack([stream[s:s + block + 1] for s in starts])
+        assert np.array_equal(x.numpy(), expected[:, :-1]) and np.array_equal(y.numpy(), expected[:, 1:])
