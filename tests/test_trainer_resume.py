@@ -82,3 +82,36 @@ def test_batches_follow_the_seeded_epoch_orders(monkeypatch, shuffle):
         starts = order[position:position + size] * block
         expected = np.stack([stream[s:s + block + 1] for s in starts])
         assert np.array_equal(x.numpy(), expected[:, :-1]) and np.array_equal(y.numpy(), expected[:, 1:])
+
+
+def test_resumed_runs_report_true_figures(shards, tmp_path, monkeypatch):
+    """After a resume: tokens/s counts only this run's steps, elapsed_s goes on from the earlier
+    runs, and a run resumed from its final checkpoint still reports its final training loss."""
+    cfg = TrainConfig(**SMALL | {"eval_interval": 10, "log_interval": 10}, max_steps=60)
+    train(shards, tmp_path, cfg, stop_at=30)
+    first = list(csv.DictReader(open(tmp_path / "metrics.csv")))
+    resumed = train(shards, tmp_path, cfg)
+    rows = list(csv.DictReader(open(tmp_path / "metrics.csv")))
+    assert float(rows[-1]["elapsed_s"]) >= float(first[-1]["elapsed_s"])  # goes on, not from zero
+    before = sorted(float(r["tokens_per_s"]) for r in rows[1:4])
+    after = sorted(float(r["tokens_per_s"]) for r in rows[4:])
+    # the first row after the resume counted 40 steps over 10 steps' time (4x) before the fix
+    assert after[-1] < 2.5 * before[1]
+    again = train(shards, tmp_path, cfg)  # from the final checkpoint: no step to take
+    assert again["steps"] == 60 and again["final_train_loss"] == resumed["final_train_loss"] is not None
+
+
+def test_checkpoint_interval_is_its_own(shards, tmp_path):
+    cfg = TrainConfig(**SMALL | {"eval_interval": 100}, max_steps=9, checkpoint_interval=3)
+    train(shards, tmp_path, cfg, stop_at=7)
+    _, state = load_model(tmp_path / "ckpt.pt")
+    assert state["step"] == 6  # saved at 3 and 6, though no evaluation ran there
+
+
+@pytest.mark.parametrize("field", ["eval_interval", "log_interval"])
+def test_zero_intervals_are_refused_at_load(field):
+    from corpus.config import ConfigError, config_from_dict
+
+    with pytest.raises(ConfigError, match=f"{field} must be at least 1"):
+        config_from_dict({"steps": [{"jsonl_reader": {"paths": ["x"]}}], "tokenizer": {}, "shards": {},
+                          "train": {field: 0}})

@@ -59,6 +59,8 @@ class Progress:
     step: int = 0
     position: int = 0
     history: list[dict] = field(default_factory=list)
+    elapsed_s: float = 0.0  # training seconds before this run (all earlier runs together)
+    train_loss: float | None = None  # the training loss at ``step``
 
 
 def resume(path: Path, model: GPT, optimizer, cfg: TrainConfig, world: int = 1, device: str = "cpu") -> Progress:
@@ -78,4 +80,5 @@ def resume(path: Path, model: GPT, optimizer, cfg: TrainConfig, world: int = 1, 
     cuda = state["rng"].get("cuda")
     if cuda is not None and torch.cuda.is_available() and len(cuda) == torch.cuda.device_count():
         torch.cuda.set_rng_state_all([s.cpu() for s in cuda])
-    return Progress(state["step"], state["data_position"], state.get("history", []))
+    return Progress(state["step"], state["data_position"], state.get("history", []), state.get("elapsed_s", 0.0),
+                    state.get("train_loss"))

@@ -30,7 +30,7 @@ class TrainConfig:
     eval_interval: int = 100
     eval_batches: int = 20
     log_interval: int = 10
-    checkpoint_interval: int = 0  # 0: at each evaluation
+    checkpoint_interval: int = 0  # steps between checkpoints; 0: at each evaluation
     # runtime
     device: str = "auto"  # auto, cpu, cuda, mps
     dtype: str = "auto"  # auto (bf16 on cuda, fp32 elsewhere), float32, bfloat16
@@ -46,9 +46,22 @@ class TrainConfig:
     def __post_init__(self):
         if self.n_embd % self.n_head:
             raise ValueError(f"n_embd ({self.n_embd}) must be a multiple of n_head ({self.n_head})")
-        for name in ("n_layer", "n_head", "n_embd", "block_size", "batch_size", "grad_accum", "max_steps", "eval_batches"):
+        for name in ("n_layer", "n_head", "n_embd", "block_size", "batch_size", "grad_accum", "max_steps", "eval_batches",
+                     "eval_interval", "log_interval"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1")
+        for name in ("warmup_steps", "checkpoint_interval", "threads", "sample_tokens", "top_k", "weight_decay",
+                     "grad_clip", "min_lr"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be at least 0")
+        if not self.learning_rate > 0:
+            raise ValueError("learning_rate must be above 0")
+        if not 0 <= self.dropout < 1:
+            raise ValueError("dropout must be in [0, 1)")
+        if not (0 <= self.beta1 < 1 and 0 <= self.beta2 < 1):
+            raise ValueError("beta1 and beta2 must be in [0, 1)")
+        if not self.temperature > 0:
+            raise ValueError("temperature must be above 0")
         if self.device not in ("auto", "cpu", "cuda", "mps") and not self.device.startswith("cuda:"):
             raise ValueError("device must be auto, cpu, cuda, cuda:N or mps")
         if self.dtype not in ("auto", "float32", "bfloat16", "float16"):

@@ -47,6 +47,7 @@ def train(shards_dir: str | Path, out_dir: str | Path, cfg: TrainConfig, stop_at
         logger.info(f"train: resuming from {run.checkpoint} at step {run.progress.step}")
     run.metrics = MetricsLog(run.out_dir, run.progress.step, enabled=run.master)
     run.t_start = time.time()
+    run.window = (run.progress.step, run.t_start)
     if run.progress.step == 0 and not run.progress.history:
         evaluate_and_record(run, train_loss=None)
     last_loss = run_steps(run, until=cfg.max_steps if stop_at is None else min(stop_at, cfg.max_steps))
@@ -77,7 +78,12 @@ class Run:
     peak_flops: float = 0.0  # per process, for the MFU in the log
     progress: Progress = field(default_factory=Progress)
     metrics: MetricsLog | None = None
-    t_start: float = 0.0
+    t_start: float = 0.0  # when this run (not an earlier, resumed one) started
+    window: tuple[int, float] = (0, 0.0)  # (step, time) where the current throughput window opened
+
+    def elapsed(self) -> float:
+        """Training seconds so far, earlier runs included."""
+        return self.progress.elapsed_s + time.time() - self.t_start
 
     @property
     def master(self) -> bool:
@@ -165,9 +171,10 @@ def run_steps(run: Run, until: int) -> float | None:
         step = progress.step
         log_now = step % cfg.log_interval == 0 or step == cfg.max_steps
         eval_now = step % cfg.eval_interval == 0 or step == cfg.max_steps
-        if not (log_now or eval_now or step == until):
+        checkpoint_now = step % (cfg.checkpoint_interval or cfg.eval_interval) == 0 or step == cfg.max_steps
+        if not (log_now or eval_now or checkpoint_now or step == until):
             continue
-        loss = mean_loss(run, loss_sum)
+        loss = progress.train_loss = mean_loss(run, loss_sum)
         if log_now and run.master:
             now = time.time()
             tok_s = tokens_since / max(1e-9, now - t_log)
@@ -176,7 +183,8 @@ def run_steps(run: Run, until: int) -> float | None:
             t_log, tokens_since = now, 0
         if eval_now:
             evaluate_and_record(run, round(loss, 4))
-            checkpoint_if_due(run)
+        if checkpoint_now:
+            save(run)
     return loss
 
 
@@ -207,28 +215,30 @@ def mean_loss(run: Run, loss_sum: torch.Tensor) -> float:
 def evaluate_and_record(run: Run, train_loss: float | None) -> None:
     """Validation loss and bits per byte at the current step, into the history and the metrics."""
     cfg, step = run.cfg, run.progress.step
-    elapsed = time.time() - run.t_start
+    window_steps, window_seconds = step - run.window[0], time.time() - run.window[1]
     val_loss = evaluate(run.compiled, run.val_batches, cfg, run.device, run.dtype, run.rank, run.world)
     bpb = val_loss / math.log(2) * run.val_tokens_per_byte
     run.progress.history.append({
         "step": step, "train_loss": train_loss, "val_loss": round(val_loss, 4), "val_bpb": round(bpb, 4),
         "lr": lr_at(min(step, cfg.max_steps - 1), cfg),
-        "tokens_per_s": None if train_loss is None else round(run.tokens_per_step * step / max(1e-9, elapsed)),
-        "elapsed_s": round(elapsed, 1),
+        # training throughput since the last evaluation (or this run's start), evaluations excluded
+        "tokens_per_s": round(run.tokens_per_step * window_steps / max(1e-9, window_seconds)) if window_steps else None,
+        "elapsed_s": round(run.elapsed(), 1),
     })
     run.metrics.add(run.progress.history[-1])
+    run.window = (step, time.time())
     if run.master:
         logger.info(f"train: step {step}/{cfg.max_steps} val loss {val_loss:.4f}, val bits/byte {bpb:.4f}")
 
 
-def checkpoint_if_due(run: Run) -> None:
-    """After an evaluation: process 0 saves the checkpoint every ``checkpoint_interval`` steps
-    (default: at each evaluation) and at the end; the processes then wait for each other."""
-    cfg, step = run.cfg, run.progress.step
-    if run.master and (step % (cfg.checkpoint_interval or cfg.eval_interval) == 0 or step == cfg.max_steps):
-        save_checkpoint(run.checkpoint, run.model, run.optimizer, cfg, step, run.progress.position,
+def save(run: Run) -> None:
+    """Process 0 saves the checkpoint (every ``checkpoint_interval`` steps, by default at each
+    evaluation, and at the end); the processes then wait for each other."""
+    if run.master:
+        save_checkpoint(run.checkpoint, run.model, run.optimizer, run.cfg, run.progress.step, run.progress.position,
                         {"vocab_size": run.vocab_size, "eos_id": run.eos_id, "history": run.progress.history,
-                         "world": run.world, "tokenizer": run.tokenizer})
+                         "world": run.world, "tokenizer": run.tokenizer, "elapsed_s": run.elapsed(),
+                         "train_loss": run.progress.train_loss})
     if run.world > 1:
         dist.barrier()
 
@@ -246,7 +256,9 @@ def finish(run: Run, last_loss: float | None) -> dict:
         "final_val_loss": evals[-1]["val_loss"] if evals else None,
         "first_val_bpb": evals[0]["val_bpb"] if evals else None,
         "final_val_bpb": evals[-1]["val_bpb"] if evals else None,
-        "final_train_loss": round(last_loss, 4) if last_loss is not None else None,
+        # a run resumed from its final checkpoint takes no step: the loss is the checkpoint's
+        "final_train_loss": round(last_loss if last_loss is not None else run.progress.train_loss, 4)
+        if last_loss is not None or run.progress.train_loss is not None else None,
         "seconds_this_run": round(time.time() - run.t_start, 1),
         "checkpoint": str(run.checkpoint),
     }
