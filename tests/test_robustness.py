@@ -186,3 +186,28 @@ def test_one_file_corpus_gets_val_by_position(shared, tmp_path):
     assert totals["train"]["bytes"] + totals["val"]["bytes"] == len(text.read_bytes())  # cut exactly
     card = json.loads((tmp_path / "out" / "tokenizer" / "card.json").read_text())
     assert card["heldout_bytes_per_token"] and card["heldout_split"] == "position"
+
+
+def test_one_file_corpus_trains_and_bits_per_byte_fall(shared, tmp_path):
+    text = shared("tinyshakespeare", "input.txt")
+    p = write_pipeline(tmp_path / "p.yaml", f"output_dir: {tmp_path / 'out'}\nsteps:\n"
+                       f"  - files_reader: {{paths: ['{text}']}}\ntokenizer: {{vocab_size: 512}}\n"
+                       "shards: {val_fraction: 0.1}\ntrain: {max_steps: 60, eval_interval: 30, block_size: 64, "
+                       "n_layer: 2, n_embd: 64, batch_size: 8, threads: 1, sample_tokens: 10}\n")
+    r = corpus("run", p)
+    assert r.returncode == 0, r.stderr[-2000:]
+    result = json.loads((tmp_path / "out" / "summary.json").read_text())["stages"]["train"]
+    assert result["final_val_bpb"] < result["first_val_bpb"]
+
+
+def test_starter_pipeline_runs_on_one_warc_with_two_tasks(shared, tmp_path):
+    """`corpus init`, one WARC file in data/, `corpus run`: to the end (tasks: 2 leaves a task empty)."""
+    assert corpus("init", cwd=tmp_path).returncode == 0
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "page.warc.gz").write_bytes(shared("warc", "resiliparse", "warcfile.warc.gz").read_bytes())
+    r = corpus("run", "pipeline.yaml", "--set", "train.max_steps=20", "--set", "train.eval_interval=10",
+               "--set", "train.threads=1", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr[-3000:]
+    summary = json.loads((tmp_path / "runs" / "my-corpus" / "summary.json").read_text())
+    assert summary["executor"]["tasks"] == 2 and summary["steps"][-1]["documents_out"] >= 1
+    assert summary["stages"]["train"]["steps"] == 20

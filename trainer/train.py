@@ -114,8 +114,8 @@ def setup(shards_dir: Path, out_dir: Path, cfg: TrainConfig) -> Run:
     run = Run(
         cfg=cfg, out_dir=out_dir, rank=rank, world=world, device=device, dtype=dtype,
         tokenizer=str((shards_dir / tok["path"]).resolve()), vocab_size=tok["vocab_size"], eos_id=tok["eos_id"],
-        train_batches=Batches(PackedTokens(shards_dir, "train", tok["eos_id"]), cfg.block_size, cfg.seed),
-        val_batches=Batches(PackedTokens(shards_dir, "val", tok["eos_id"]), cfg.block_size, cfg.seed, shuffle=False),
+        train_batches=batches(shards_dir, "train", tok["eos_id"], cfg),
+        val_batches=batches(shards_dir, "val", tok["eos_id"], cfg),
         val_tokens_per_byte=tokens_per_byte(shards_dir, "val"),
         model=model, compiled=compiled, optimizer=make_optimizer(model, cfg, device),
         ddp=DDP(compiled, device_ids=[local_rank] if device.startswith("cuda") else None) if world > 1 else compiled,
@@ -130,6 +130,20 @@ def setup(shards_dir: Path, out_dir: Path, cfg: TrainConfig) -> Run:
             f"MFU against {run.peak_flops / 1e12:.2f} TFLOP/s per process ({peak_source})"
         )
     return run
+
+
+def batches(shards_dir: Path, split: str, eos_id: int, cfg: TrainConfig) -> Batches:
+    """A split's windows of ``block_size`` + 1 tokens; a split too small for one (a tiny corpus)
+    gets windows as long as it has, with a warning, rather than no training or no evaluation."""
+    data = PackedTokens(shards_dir, split, eos_id)
+    block = min(cfg.block_size, data.total - 1)
+    if block < 1:
+        raise ValueError(f"the {split} split has {data.total} tokens (with separators): nothing to "
+                         f"{'train on' if split == 'train' else 'evaluate'}; give the run more text")
+    if block < cfg.block_size:
+        logger.warning(f"train: the {split} split has only {data.total} tokens; its windows are {block} tokens "
+                       f"instead of block_size {cfg.block_size}")
+    return Batches(data, block, cfg.seed, shuffle=split == "train")
 
 
 def make_optimizer(model: torch.nn.Module, cfg: TrainConfig, device: str) -> torch.optim.AdamW:
