@@ -1,0 +1,76 @@
+"""line_cleaner: boilerplate lines go, the article stays, in Chinese, Japanese, Russian and English."""
+
+from __future__ import annotations
+
+import json
+
+from datatrove.data import Document
+
+from corpus.decode import decode
+from corpus.extract import TrafilaturaExtractor
+from corpus.filters.lines import LineCleaner, line_reason
+from tests.conftest import funnel_of
+
+ARTICLE = ("北京时间昨天，国家统计局发布了最新的居民消费价格数据，涨幅比上月有所回落。\n"
+           "分析人士认为，食品价格的季节性波动是主要原因，预计下个月将保持平稳。\n"
+           "业内专家表示，随着供应链逐步恢复，物价总体将保持在合理区间运行。")
+
+
+def test_chinese_article_keeps_its_body_and_loses_app_vip_login_lines():
+    text = "\n".join(["首页 > 新闻 > 财经", "打開APP 閱讀全文", "未登錄 | 登录 | 注册", ARTICLE,
+                      "開通VIP 會員專享", "相关文章", "分享到：微信 微博 QQ空间", "版权所有 © 2023 某某网 京ICP备12345678号",
+                      "客服电话：400-000-0000"])
+    doc = Document(text=text, id="zh", metadata={"url": "https://news.example.cn/a/1.html"})
+    step = LineCleaner()
+    out = list(step.run(iter([doc])))
+    assert out and out[0].text == ARTICLE
+    removed = funnel_of(step).lines_removed
+    assert sum(removed.values()) == 8
+    assert {"boilerplate_login", "boilerplate_copyright", "boilerplate_navigation", "boilerplate_related",
+            "boilerplate_share", "boilerplate_service"} <= set(removed)
+
+
+def test_sentences_that_mention_the_words_stay():
+    long_en = ("The court ruled that the copyright of the photograph belongs to the agency, not to the magazine "
+               "that printed it, and ordered damages.")
+    long_zh = "法院认为，这张照片的版权所有者是通讯社而不是刊登它的杂志，并判决杂志赔偿损失，此案引起了出版界的广泛关注。"
+    assert line_reason(long_en, 120) is None and line_reason(long_zh, 120) is None
+    assert line_reason("| 1998 | 许茹芸 | 我依然爱你 | 作曲 |", 120) is None  # a table row, not a menu
+    assert line_reason("Home | News | Sport | Weather | Contact", 120) == "boilerplate_navigation"
+    assert line_reason("Мы используем файлы cookie", 120) == "boilerplate_cookies"
+
+
+def test_lines_repeated_across_a_sites_documents_go():
+    docs = [Document(text=f"Article {i} says something different about topic {i}.\nSubscribe-free footer of the Example Times",
+                     id=str(i), metadata={"url": f"https://times.example.com/{i}"}) for i in range(4)]
+    other = Document(text="A page of another site.\nSubscribe-free footer of the Example Times", id="x",
+                     metadata={"url": "https://other.example.org/"})
+    step = LineCleaner(patterns=False)
+    out = {d.id: d.text for d in step.run(iter(docs + [other]))}
+    assert out["0"] == "Article 0 says something different about topic 0."
+    assert out["x"].endswith("Example Times")  # once on its site: kept
+    assert funnel_of(step).lines_removed == {"repeated_across_documents": 4}
+
+
+def test_page_of_only_boilerplate_is_dropped():
+    step = LineCleaner()
+    assert not list(step.run(iter([Document(text="登录\n注册\n版权所有 © 2023", id="p", metadata={})])))
+    assert funnel_of(step).dropped == {"no_lines_left": 1}
+
+
+def test_trafilatura_eval_pages_lose_their_boilerplate_keep_their_text(shared):
+    """trafilatura's CJK/Russian evaluation pages: every `with` string stays, every `without` string
+    that extraction let through (look-alike Cyrillic ads, a copyright notice) goes."""
+    root = shared("zh-extraction", "test-pages", "trafilatura")
+    entries = [json.loads(line) for line in (root / "evaldata_cjk_ru.jsonl").open()]
+    docs = []
+    for e in entries:
+        text, _ = decode((root / e["file"]).read_bytes())
+        docs.append(Document(text=text, id=e["file"], metadata={"url": e["url"]}))
+    extracted = {d.id: d for d in TrafilaturaExtractor(timeout=30).run(iter(docs))}
+    before = {k: d.text for k, d in extracted.items()}
+    cleaned = {d.id: d.text for d in LineCleaner().run(iter(extracted.values()))}
+    for e in entries:
+        assert all(s in cleaned[e["file"]] for s in e["with"] if s in before[e["file"]]), e["file"]
+        assert not any(s in cleaned[e["file"]] for s in e["without"]), e["file"]
+    assert any(s in before[e["file"]] for e in entries for s in e["without"])  # there was something to remove
