@@ -143,6 +143,7 @@ def test_installed_distribution_has_one_import_package(tmp_path):
     for sub in ("corpus/core", "corpus/filters", "corpus/dedup", "corpus/tokenizer", "corpus/trainer", "corpus/stages"):
         assert sub in names, f"{sub} is missing from the wheel"
     assert not any((target / name).exists() for name in OLD_TOP_LEVEL)
+    assert {"corpus/filters/data/ldnoobw/zh", "corpus/filters/data/ldnoobw/ATTRIBUTION.md"} <= {str(f) for f in dist.files}
     code = ("import corpus.filters.heuristics as h, corpus.dedup.step, corpus.tokenizer.encode, corpus.trainer.model, "
             "corpus.cli; from corpus import catalog; assert h.__file__.startswith(%r), h.__file__; "
             "assert 'minhash_dedup' in catalog.steps() and list(catalog.stages())[:3] == ['tokenizer', 'shards', 'train']"

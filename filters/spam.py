@@ -1,0 +1,133 @@
+"""Adult and spam pages, in any language: four signals, each a reason in the funnel.
+
+- ``adult_url``: the URL's host or path has an adult word as a whole token (``porn``, ``xxx``,
+  ``sex``, ``hentai``, ...), or an adult top-level domain (``.xxx``, ``.porn``, ``.sex``,
+  ``.adult``), as FineWeb's URL filter does.
+- ``adult_warning``: the page tells minors to leave ("请未成年网友自觉离开", "未满18岁",
+  "18歳未満", "you must be 18", "только для взрослых"): an adult or piracy site's disclaimer.
+- ``bad_words``: words of the LDNOOBW lists (en, zh, ja, ko, ru; CC-BY-4.0, shipped in
+  ``filters/data/ldnoobw`` with their attribution) make at least ``max_bad_word_share`` of the
+  words (characters for Chinese, Japanese, Korean), and occur at least ``min_bad_words`` times:
+  a news story that names a crime once stays; a porn page's keyword soup goes.
+- ``seo_keyword_list``: a page that is mostly short items separated by commas, spaces or bars
+  ("热门搜索: 北京 上海 ..." or "cheap flights, cheap hotels, ...") rather than sentences.
+"""
+
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+from importlib import resources
+
+import regex
+from datatrove.data import Document
+
+from corpus.core.funnel import Filter
+from corpus.core.registry import register
+
+ADULT_URL_WORDS = {"porn", "porno", "pornhub", "xxx", "sex", "sexy", "hentai", "nude", "nudes", "naked", "milf",
+                   "camgirl", "camgirls", "escort", "escorts", "xvideos", "xhamster", "redtube", "youporn", "fetish",
+                   "bdsm", "erotic", "erotica", "adult", "nsfw", "jav", "18av", "av女优", "色情", "成人", "黄色"}
+ADULT_TLDS = (".xxx", ".porn", ".sex", ".adult", ".sexy")
+ADULT_WARNING = regex.compile(
+    r"未成年(网友|人|網友)?.{0,6}(自觉|自覺|请|請)?.{0,4}离开|未成年.{0,4}離開|未满\s*18|未滿\s*18|18\s*岁以下|18\s*歲以下|"
+    r"18歳未満|18세 ?미만|you must be (at least )?18|adults only|18\+ only|только для взрослых|18\+ лет|"
+    r"старше 18 лет", regex.I)
+_CJK = regex.compile(r"[\p{Han}\p{Hiragana}\p{Katakana}\p{Hangul}]")
+_WORD = regex.compile(r"[\p{L}\p{N}]+")
+_ITEM_SPLIT_CJK = regex.compile(r"[,，、;；|｜/·•]+|\s+")  # spaces separate keywords in Chinese, not words
+_ITEM_SPLIT = regex.compile(r"\s*[,;|/·•]+\s*")
+_SENTENCE_END = regex.compile(r"[.!?。！？…]\s*$")
+
+
+@lru_cache(maxsize=None)
+def bad_words(language: str) -> tuple[frozenset[str], tuple[str, ...]]:
+    """(single words, multi-word phrases or CJK strings) of the LDNOOBW list for a language;
+    empty for languages without a list."""
+    try:
+        text = resources.files("corpus.filters").joinpath("data", "ldnoobw", language).read_text(encoding="utf-8")
+    except (FileNotFoundError, OSError):
+        return frozenset(), ()
+    entries = [w.strip().lower() for w in text.splitlines() if w.strip()]
+    cjk = language in ("zh", "ja", "ko")
+    words = frozenset(w for w in entries if not cjk and " " not in w)
+    phrases = tuple(w for w in entries if cjk or " " in w)
+    return words, phrases
+
+
+def url_is_adult(url: str) -> bool:
+    lower = url.lower()
+    host = lower.split("://", 1)[-1].split("/", 1)[0].split(":")[0]
+    if host.endswith(ADULT_TLDS):
+        return True
+    return any(token in ADULT_URL_WORDS for token in re.split(r"[^a-z0-9\u4e00-\u9fff]+", lower) if token)
+
+
+@register("adult_spam_filter")
+class AdultSpamFilter(Filter):
+    """Drops adult and spam pages: adult URLs, adult-site warnings to minors, pages dense in
+    LDNOOBW bad words (en, zh, ja, ko, ru), SEO keyword lists. Reasons: adult_url,
+    adult_warning, bad_words, seo_keyword_list."""
+
+    name = "🔞 adult_spam_filter"
+
+    def __init__(self, url_rules: bool = True, warnings: bool = True, max_bad_word_share: float = 0.005,
+                 min_bad_words: int = 3, max_keyword_item_share: float = 0.6, min_keyword_items: int = 30):
+        super().__init__()
+        if not 0 < max_bad_word_share <= 1 or not 0 < max_keyword_item_share <= 1:
+            raise ValueError("max_bad_word_share and max_keyword_item_share must be in (0, 1]")
+        if min_bad_words < 1 or min_keyword_items < 1:
+            raise ValueError("min_bad_words and min_keyword_items must be at least 1")
+        self.url_rules, self.warnings = url_rules, warnings
+        self.max_bad_word_share, self.min_bad_words = max_bad_word_share, min_bad_words
+        self.max_keyword_item_share, self.min_keyword_items = max_keyword_item_share, min_keyword_items
+
+    def filter(self, doc: Document) -> bool | tuple[bool, str]:
+        text = doc.text
+        if self.url_rules and doc.metadata.get("url") and url_is_adult(doc.metadata["url"]):
+            return False, "adult_url"
+        if self.warnings and ADULT_WARNING.search(text[:20000]):
+            return False, "adult_warning"
+        if self._bad_word_share(text, doc.metadata.get("language")):
+            return False, "bad_words"
+        if self._keyword_list(text):
+            return False, "seo_keyword_list"
+        return True
+
+    def _bad_word_share(self, text: str, language: str | None) -> bool:
+        sample = text[:100_000]
+        cjk_chars = len(_CJK.findall(sample))
+        languages = [language] if language in ("en", "zh", "ja", "ko", "ru") else \
+            (["zh", "ja", "ko"] if cjk_chars > len(sample) / 4 else ["en", "ru"])
+        lower = sample.lower()
+        words = _WORD.findall(lower)
+        hits = 0
+        for lang in languages:
+            singles, phrases = bad_words(lang)
+            hits += sum(1 for w in words if w in singles)
+            hits += sum(lower.count(p) for p in phrases)
+        size = cjk_chars + len(words) if cjk_chars else len(words)
+        return hits >= self.min_bad_words and hits / max(1, size) >= self.max_bad_word_share
+
+    def _keyword_list(self, text: str) -> bool:
+        """Most of the text is short items between separators, in lines that are not sentences."""
+        items = keyword_chars = total = 0
+        for line in text.splitlines():
+            line = line.strip()
+            total += len(line)
+            parts = _item_parts(line)
+            if parts:
+                items += len(parts)
+                keyword_chars += len(line)
+        return items >= self.min_keyword_items and keyword_chars / max(1, total) >= self.max_keyword_item_share
+
+
+def _item_parts(line: str) -> list[str]:
+    """The items of a keyword line (3 or more, nearly all short), or [] for any other line (a
+    sentence, a table row)."""
+    if not line or _SENTENCE_END.search(line) or line.startswith("|"):
+        return []
+    cjk = len(_CJK.findall(line)) > len(line) / 3
+    parts = [p for p in (_ITEM_SPLIT_CJK if cjk else _ITEM_SPLIT).split(line) if p.strip()]
+    short = sum(len(p) <= (8 if cjk else 25) for p in parts)
+    return parts if len(parts) >= 3 and short >= 0.8 * len(parts) else []
