@@ -34,7 +34,7 @@ def test_funnel_in_summary(web_run):
     out, r, _ = web_run
     summary = json.loads((out / "summary.json").read_text())
     steps = {s["step"]: s for s in summary["steps"]}
-    assert list(steps)[:3] == ["warc_reader", "trafilatura", "language_id"]
+    assert list(steps)[:4] == ["warc_reader", "trafilatura", "line_cleaner", "language_id"]
     assert steps["warc_reader"]["documents_out"] >= 90
     assert steps["warc_reader"]["dropped"].get("not_html", 0) >= 1
     for prev, cur in zip(summary["steps"], summary["steps"][1:]):
