@@ -67,7 +67,9 @@ def test_shards_decode_to_the_curated_documents(web_run):
             rows += 1
     assert rows == len(docs) > 10
     langs = {d["metadata"]["language"] for d in docs.values()}
-    assert "zh" in langs and "en" in langs
+    # non-Latin text decodes exactly too (the one Chinese page of these WARCs that passed the quality
+    # rules was a piracy site's disclaimer: adult_spam_filter now drops it)
+    assert "ru" in langs and "en" in langs
 
 
 def test_rerun_resumes_without_duplicates(web_run):
