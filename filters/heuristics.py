@@ -52,10 +52,30 @@ def is_unspaced(doc: Document) -> bool:
     return bool(letters) and len(_UNSPACED_RE.findall(sample)) / letters > 0.3
 
 
-def split_words(text: str, unspaced: bool) -> list[str]:
+CHINESE = {"zh", "yue", "wuu", "gan"}
+_KANA = regex.compile(r"[\p{Hiragana}\p{Katakana}]")
+_WORD_CHAR = regex.compile(r"[\p{L}\p{N}]")
+
+
+def split_words(text: str, unspaced: bool, chinese: bool = False) -> list[str]:
+    """Words: whitespace-separated for spaced scripts; for Chinese, jieba's segmentation (rjieba,
+    its Rust port: dictionary words, punctuation left out); for other unspaced scripts (Japanese,
+    Thai, ...), one word per character."""
+    if chinese:
+        import rjieba
+
+        return [w for w in rjieba.cut(text) if _WORD_CHAR.search(w)]
     if unspaced:
         return _WORDS_UNSPACED.findall(text)
     return text.split()
+
+
+def doc_words(doc: Document, text: str | None = None) -> list[str]:
+    """The words of a document (or of ``text``, a part of it), split as its language needs."""
+    unspaced = is_unspaced(doc)
+    lang = doc.metadata.get("language")
+    chinese = unspaced and (lang in CHINESE if lang else not _KANA.search(doc.text[:2000]))
+    return split_words(doc.text if text is None else text, unspaced, chinese)
 
 
 @register("gopher_quality")
@@ -88,7 +108,7 @@ class GopherQuality(Filter):
 
     def filter(self, doc: Document) -> bool | tuple[bool, str]:
         unspaced = is_unspaced(doc)
-        words = split_words(doc.text, unspaced)
+        words = doc_words(doc)
         n = len(words)
         if self.min_doc_words is not None and n < self.min_doc_words:
             return False, "gopher_short_doc"
@@ -195,7 +215,7 @@ class GopherRepetition(Filter):
                 return False, "gopher_dup_line_frac"
             if self.dup_line_char_frac is not None and chars / total_chars > self.dup_line_char_frac:
                 return False, "gopher_dup_line_char_frac"
-        words = [w.lower() for w in split_words(text, is_unspaced(doc))]
+        words = [w.lower() for w in doc_words(doc, text)]
         word_chars = sum(len(w) for w in words) or 1
         for n, limit in sorted(self.top_n_grams.items()):
             if len(words) < n:
@@ -251,7 +271,7 @@ class C4Quality(Filter):
             stripped = line.strip()
             if not stripped:
                 continue
-            words = split_words(stripped, unspaced)
+            words = doc_words(doc, stripped)
             if any(len(w) > self.max_word_length for w in words):
                 continue
             if self.filter_no_terminal_punct and not stripped.endswith(TERMINAL_PUNCT):
@@ -312,7 +332,7 @@ class FineWebQuality(Filter):
         non_empty_chars = sum(len(line) for line in lines)
         if dup_chars / max(1, non_empty_chars) > self.char_duplicates_ratio:
             return False, "fineweb_char_dup_ratio"
-        words = split_words(doc.text, unspaced)
+        words = doc_words(doc)
         if words and doc.text.count("\n") / len(words) > self.new_line_ratio:
             return False, "fineweb_newline_ratio"
         return True

@@ -50,6 +50,8 @@ def bad_words(language: str) -> tuple[frozenset[str], tuple[str, ...]]:
         return frozenset(), ()
     entries = [w.strip().lower() for w in text.splitlines() if w.strip()]
     cjk = language in ("zh", "ja", "ko")
+    if cjk:  # one character (性, 乳, 奶 ...) is part of too many ordinary words (可能性, 牛奶) to count
+        entries = [w for w in entries if len(w) > 1]
     words = frozenset(w for w in entries if not cjk and " " not in w)
     phrases = tuple(w for w in entries if cjk or " " in w)
     return words, phrases
