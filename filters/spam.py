@@ -6,7 +6,8 @@
 - ``adult_warning``: the page tells minors to leave ("请未成年网友自觉离开", "未满18岁",
   "18歳未満", "you must be 18", "только для взрослых"): an adult or piracy site's disclaimer.
 - ``bad_words``: words of the LDNOOBW lists (en, zh, ja, ko, ru; CC-BY-4.0, shipped in
-  ``filters/data/ldnoobw`` with their attribution) make at least ``max_bad_word_share`` of the
+  ``filters/data/ldnoobw`` with their attribution), and the pornographic terms those lists
+  lack (``ADULT_TERMS``: en, ru stems, zh), make at least ``max_bad_word_share`` of the
   words (characters for Chinese, Japanese, Korean), and occur at least ``min_bad_words`` times:
   a news story that names a crime once stays; a porn page's keyword soup goes.
 - ``seo_keyword_list``: a page that is mostly short items separated by commas, spaces or bars
@@ -33,6 +34,16 @@ ADULT_WARNING = regex.compile(
     r"未成年(网友|人|網友)?.{0,6}(自觉|自覺|请|請)?.{0,4}离开|未成年.{0,4}離開|未满\s*18|未滿\s*18|18\s*岁以下|18\s*歲以下|"
     r"18歳未満|18세 ?미만|you must be (at least )?18|adults only|18\+ only|только для взрослых|18\+ лет|"
     r"старше 18 лет", regex.I)
+# Pornographic vocabulary that the LDNOOBW lists lack (theirs are mostly insults); Russian as
+# stems, matched at the start of a word, since the language inflects them
+ADULT_TERMS = {
+    "en": frozenset({"porn", "porno", "xxx", "blowjob", "blowjobs", "milf", "hentai", "cumshot", "horny", "nude",
+                     "nudes", "naked", "slut", "sluts", "incest", "orgasm", "threesome", "erotic", "handjob"}),
+    "ru": ("порн", "минет", "эротик", "эротич", "шлюх", "трахн", "трахал", "голая", "голые", "голых", "сиськ",
+           "инцест", "проститу", "оргазм", "кончил", "хентай", "нудис", "сучк", "пизд", "ебал", "ебут"),
+    "zh": ("色情", "成人小说", "做爱", "乱伦", "肉棒", "自慰", "口交", "淫", "裸聊", "女优", "一夜情", "成人视频", "黄片",
+           "偷情", "巨乳", "熟女", "人妻", "无码", "av"),
+}
 _CJK = regex.compile(r"[\p{Han}\p{Hiragana}\p{Katakana}\p{Hangul}]")
 _WORD = regex.compile(r"[\p{L}\p{N}]+")
 _ITEM_SPLIT_CJK = regex.compile(r"[,，、;；|｜/·•]+|\s+")  # spaces separate keywords in Chinese, not words
@@ -108,6 +119,13 @@ class AdultSpamFilter(Filter):
             singles, phrases = bad_words(lang)
             hits += sum(1 for w in words if w in singles)
             hits += sum(lower.count(p) for p in phrases)
+            terms = ADULT_TERMS.get(lang, ())
+            if lang == "en":
+                hits += sum(1 for w in words if w in terms)
+            elif lang == "ru":
+                hits += sum(1 for w in words if w.startswith(terms))
+            else:
+                hits += sum(lower.count(t) for t in terms)
         size = cjk_chars + len(words) if cjk_chars else len(words)
         return hits >= self.min_bad_words and hits / max(1, size) >= self.max_bad_word_share
 
