@@ -15,7 +15,8 @@
 
 Chains: ``corpus`` is ``web.yaml``'s steps after extraction; ``datatrove`` is datatrove's own
 GopherQualityFilter, GopherRepetitionFilter, C4QualityFilter and FineWebQualityFilter with their
-defaults, where they run offline (a chain that cannot run says why).
+defaults and the excerpt's language (their word tokenizers need ``pip install spacy``: spaCy's
+blank pipelines run offline; a chain that cannot run says why).
 """
 
 from __future__ import annotations
@@ -54,10 +55,20 @@ def corpus_chain(line_rules: bool = True):
         ([FineWebQuality()] if line_rules else [])
 
 
-def datatrove_chain():
+DATATROVE_LANGUAGE = {"zho_Hans": "zho", "rus_Cyrl": "rus", "eng_Latn": "eng"}
+
+
+def datatrove_chain(lang: str = "eng_Latn", line_rules: bool = True):
+    """datatrove's FineWeb filters with their defaults, told the language (their word
+    tokenizers: spaCy's blank pipelines, which run offline once spaCy is installed)."""
     from datatrove.pipeline.filters import C4QualityFilter, FineWebQualityFilter, GopherQualityFilter, GopherRepetitionFilter
 
-    return [GopherQualityFilter(), GopherRepetitionFilter(), C4QualityFilter(), FineWebQualityFilter()]
+    language = DATATROVE_LANGUAGE[lang]
+    if not line_rules:
+        return [GopherQualityFilter(language=language, max_bullet_lines_ratio=None, max_ellipsis_lines_ratio=None),
+                GopherRepetitionFilter(language=language)]
+    return [GopherQualityFilter(language=language), GopherRepetitionFilter(language=language),
+            C4QualityFilter(language=language), FineWebQualityFilter(language=language)]
 
 
 def run_chain(steps, docs):
@@ -75,21 +86,23 @@ def run_chain(steps, docs):
 def labels_table():
     rows = [json.loads(line) for line in (SHARED / "web-quality" / "hplt2-excerpts.jsonl").open()]
     labelled = [r for r in rows if r.get("labelled") and r["lang"] in LANGS]
-    chains = {"corpus": corpus_chain, "corpus-nl": lambda: corpus_chain(line_rules=False)}
-    try:
-        datatrove_chain()
-        chains["datatrove"] = datatrove_chain
-    except Exception as e:  # noqa: BLE001  (say exactly why it cannot run)
-        print(f"datatrove's filters cannot run here: {type(e).__name__}: {e}")
+    chains = {"corpus": lambda lang: corpus_chain(), "corpus-nl": lambda lang: corpus_chain(line_rules=False),
+              "datatrove": datatrove_chain, "dt-nl": lambda lang: datatrove_chain(lang, line_rules=False)}
     print(f"\n{len(labelled)} labelled excerpts; keep% = human-kept kept, drop% = human-dropped dropped")
-    print("corpus-nl: the same without the rules that need line breaks (the excerpts have none)")
+    print("-nl: the same without the rules that need line breaks (the excerpts have none)")
     print(f"{'chain':<10}{'lang':<6}{'half':<6}{'kept n':>7}{'keep%':>8}{'dropped n':>10}{'drop%':>8}{'docs/s':>9}")
     for name, make in chains.items():
+        kept, docs, seconds = set(), 0, 0.0
         try:
-            kept, speed = run_chain(make(), labelled)
-        except Exception as e:  # noqa: BLE001
-            print(f"{name}: failed on the data: {type(e).__name__}: {e}")
+            for lang in LANGS:  # each language through its own chain, as a run with language_id would
+                sel = [r for r in labelled if r["lang"] == lang]
+                ids, speed = run_chain(make(lang), sel)
+                kept |= ids
+                docs, seconds = docs + len(sel), seconds + len(sel) / speed
+        except Exception as e:  # noqa: BLE001  (say exactly why it cannot run)
+            print(f"{name}: cannot run here: {type(e).__name__}: {e}")
             continue
+        speed = docs / seconds
         for lang in LANGS:
             for part in ("test", "all"):
                 sel = [r for r in labelled if r["lang"] == lang and (part == "all" or half(r["id"]) == part)]
