@@ -74,3 +74,21 @@ def test_trafilatura_eval_pages_lose_their_boilerplate_keep_their_text(shared):
         assert all(s in cleaned[e["file"]] for s in e["with"] if s in before[e["file"]]), e["file"]
         assert not any(s in cleaned[e["file"]] for s in e["without"]), e["file"]
     assert any(s in before[e["file"]] for e in entries for s in e["without"])  # there was something to remove
+
+
+def test_save_removed_keeps_the_removed_lines(tmp_path):
+    import gzip
+
+    from corpus.config import config_from_dict
+    from corpus.pipeline import Runner
+
+    src = tmp_path / "in.jsonl"
+    src.write_text(json.dumps({"id": "z", "text": "登录\n" + ARTICLE + "\n版权所有 © 2023"}, ensure_ascii=False) + "\n")
+    cfg = config_from_dict({"output_dir": str(tmp_path / "out"), "save_removed": True,
+                            "steps": [{"jsonl_reader": {"paths": [str(src)]}}, {"line_cleaner": {}}, {"jsonl_writer": {}}]})
+    summary = Runner(cfg).run()
+    assert summary["steps"][1]["lines_removed"] == {"boilerplate_login": 1, "boilerplate_copyright": 1}
+    (saved,) = (tmp_path / "out" / "removed").glob("02-line_cleaner/*.jsonl.gz")
+    row = json.loads(gzip.open(saved, "rt").read())
+    assert row["id"] == "z#lines" and row["text"] == "登录\n版权所有 © 2023"
+    assert row["metadata"]["removed_lines"] == ["boilerplate_login", "boilerplate_copyright"]
