@@ -68,11 +68,29 @@ class LanguageIdentifier:
             lang, score = self.predict(doc.text)
             doc.metadata["language"] = lang
             doc.metadata["language_score"] = round(score, 4)
+            if lang in ("zh", "yue", "wuu"):
+                doc.metadata["script"] = chinese_script(doc.text[: self.max_chars])
+
+
+# Frequent characters that exist in only one of the two Chinese standards (simplified | traditional)
+_SIMPLIFIED = set("这个们来为说时国会对学关发后经与过于从动现实还当开进种样长问题间点东车见马门书买卖网页电话让区业"
+                  "务认识变处头应该记设计觉导产权济纪际较联职报传级构气数钱运边选项检验办务")
+_TRADITIONAL = set("這個們來為說時國會對學關發後經與過於從動現實還當開進種樣長問題間點東車見馬門書買賣網頁電話讓區業"
+                   "務認識變處頭應該記設計覺導產權濟紀際較聯職報傳級構氣數錢運邊選項檢驗辦務")
+
+
+def chinese_script(text: str) -> str:
+    """``Hans`` (simplified) or ``Hant`` (traditional) Chinese, by which standard's own forms of
+    frequent characters the text uses."""
+    simplified = sum(c in _SIMPLIFIED for c in text)
+    traditional = sum(c in _TRADITIONAL for c in text)
+    return "Hant" if traditional > simplified else "Hans"
 
 
 @register("language_id")
 class LanguageID(Funnel, PipelineStep):
-    """Stores metadata.language (lid.176 code: en, zh, ja, ru, ...) and metadata.language_score."""
+    """Stores metadata.language (lid.176 code: en, zh, ja, ru, ...) and metadata.language_score;
+    for Chinese also metadata.script, Hans (simplified) or Hant (traditional)."""
 
     name = "🌍 language_id"
     type = "🏷 - TAGGER"

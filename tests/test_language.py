@@ -45,3 +45,15 @@ def test_filter_uses_existing_language_metadata():
     doc = Document(text="whatever text", id="x", metadata={"language": "fr", "language_score": 0.99})
     assert LanguageFilter(languages=["fr"]).filter(doc) is True
     assert LanguageFilter(languages=["en"]).filter(doc) == (False, "other_language")
+
+
+def test_chinese_script_simplified_or_traditional(shared):
+    from corpus.filters.language import chinese_script
+
+    rows = list(csv.DictReader(shared("langid-udhr", "udhr_paragraphs.tsv").open(encoding="utf-8"), delimiter="\t"))
+    pairs = [("Hant" if r["code"] == "cmn_hant" else "Hans", r["text"]) for r in rows if r["code"] in ("cmn_hans", "cmn_hant")]
+    right = sum(chinese_script(text) == want for want, text in pairs)
+    assert len(pairs) > 90 and right >= 0.97 * len(pairs)
+    doc = Document(text="這個國家的經濟發展與人民的生活息息相關，政府會繼續推動改革。", id="t", metadata={})
+    LanguageID().run(iter([doc])).__next__()
+    assert doc.metadata["language"] == "zh" and doc.metadata["script"] == "Hant"
