@@ -11,13 +11,16 @@ from __future__ import annotations
 import importlib.util
 import os
 
+import regex
 from datatrove.data import Document, DocumentsPipeline
 from datatrove.pipeline.base import PipelineStep
 
 from corpus.core.funnel import Filter, Funnel
 from corpus.core.registry import register
 
-_MODELS: dict[str, object] = {}  # one loaded model per process, never pickled with a step
+_MODELS: dict[str, object] = {}
+_KANA = regex.compile(r"[\p{Hiragana}\p{Katakana}]")
+_HAN = regex.compile(r"\p{Han}")  # one loaded model per process, never pickled with a step
 
 
 class ModelNotFound(RuntimeError):
@@ -61,7 +64,11 @@ class LanguageIdentifier:
         if not sample:
             return "unknown", 0.0
         labels, scores = model.predict(sample, k=1)
-        return labels[0].removeprefix("__label__"), float(min(1.0, scores[0]))
+        lang, score = labels[0].removeprefix("__label__"), float(min(1.0, scores[0]))
+        if lang == "ja" and not _KANA.search(sample) and len(_HAN.findall(sample)) >= 8:
+            # Japanese prose always has kana; lid.176 calls some Chinese sentences Japanese
+            return "zh", score
+        return lang, score
 
     def annotate(self, doc: Document) -> None:
         if "language" not in doc.metadata or "language_score" not in doc.metadata:

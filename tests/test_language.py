@@ -57,3 +57,12 @@ def test_chinese_script_simplified_or_traditional(shared):
     doc = Document(text="這個國家的經濟發展與人民的生活息息相關，政府會繼續推動改革。", id="t", metadata={})
     LanguageID().run(iter([doc])).__next__()
     assert doc.metadata["language"] == "zh" and doc.metadata["script"] == "Hant"
+
+
+def test_chinese_sentences_are_not_called_japanese():
+    """lid.176 labels some Chinese sentences `ja`; without kana they are Chinese."""
+    step = LanguageID()
+    docs = [Document(text="人人生而自由，在尊严和权利上一律平等。", id="zh", metadata={}),
+            Document(text="すべての人間は、生まれながらにして自由であり、かつ、尊厳と権利とについて平等である。", id="ja", metadata={})]
+    out = {d.id: d.metadata["language"] for d in step.run(iter(docs))}
+    assert out == {"zh": "zh", "ja": "ja"}
