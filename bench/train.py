@@ -314,7 +314,7 @@ def compare_loops(args, tmp: Path) -> None:
     print(f"ratio ours/plain: {tok_s['ours'] / tok_s['plain']:.3f}x of the medians, {paired:.3f}x the median of the "
           f"rounds' ratios ({args.repeats} rounds of {args.steps} steps each, in turn, after {args.warmup} warm-up steps)")
     phases = {k: statistics.median(p[k] for p in parts) for k in parts[0]}
-    print(f"our step by part (ms, medians over the same rounds, each part timed apart): "
+    print("our step by part (ms, medians over the same rounds, each part timed apart): "
           + ", ".join(f"{k} {v:.3f}" for k, v in phases.items()) + f"; sum {sum(phases.values()):.2f}; "
           f"loop bookkeeping (lr, loss, log line) {bookkeeping_ms(run, 2000):.4f}")
 

@@ -70,12 +70,16 @@ def split_words(text: str, unspaced: bool, chinese: bool = False) -> list[str]:
     return text.split()
 
 
-def doc_words(doc: Document, text: str | None = None) -> list[str]:
-    """The words of a document (or of ``text``, a part of it), split as its language needs."""
+def word_mode(doc: Document) -> tuple[bool, bool]:
+    """(unspaced, chinese): how a document's words are split (``split_words``'s flags)."""
     unspaced = is_unspaced(doc)
     lang = doc.metadata.get("language")
-    chinese = unspaced and (lang in CHINESE if lang else not _KANA.search(doc.text[:2000]))
-    return split_words(doc.text if text is None else text, unspaced, chinese)
+    return unspaced, unspaced and (lang in CHINESE if lang else not _KANA.search(doc.text[:2000]))
+
+
+def doc_words(doc: Document, text: str | None = None) -> list[str]:
+    """The words of a document (or of ``text``, a part of it), split as its language needs."""
+    return split_words(doc.text if text is None else text, *word_mode(doc))
 
 
 @register("gopher_quality")
@@ -265,13 +269,13 @@ class C4Quality(Filter):
             return False, "c4_lorem_ipsum"
         if self.filter_curly_bracket and "{" in doc.text:
             return False, "c4_curly_bracket"
-        unspaced = is_unspaced(doc)
+        mode = word_mode(doc)  # once, not per line
         kept = []
         for line in doc.text.splitlines():
             stripped = line.strip()
             if not stripped:
                 continue
-            words = doc_words(doc, stripped)
+            words = split_words(stripped, *mode)
             if any(len(w) > self.max_word_length for w in words):
                 continue
             if self.filter_no_terminal_punct and not stripped.endswith(TERMINAL_PUNCT):
