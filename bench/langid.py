@@ -1,5 +1,6 @@
 """Language identification on sentences of 75 languages: accuracy per language, macro accuracy
-and sentences per second on one core, for our language_id and, side by side, lingua.
+and sentences per second on one core, for our language_id (alone and with its lingua
+second_opinion) and, side by side, lingua alone.
 
     python bench/langid.py [--split test|dev|all]     # lingua: pip install -e '.[bench]'
 
@@ -54,10 +55,10 @@ def sentences(split: str) -> list[tuple[str, str]]:
     return out
 
 
-def ours(texts: list[str]) -> list[str]:
+def ours(texts: list[str], second_opinion: bool = False) -> list[str]:
     from corpus.filters.language import LanguageIdentifier
 
-    lid = LanguageIdentifier(None, 10_000)
+    lid = LanguageIdentifier(None, 10_000, second_opinion)
     return [lid.predict(t)[0] for t in texts]
 
 
@@ -78,7 +79,8 @@ def main() -> None:
     print(f"{len(data)} sentences ({args.split}), {len(counts)} languages, {min(counts.values())}-{max(counts.values())} each")
     texts = [t for _, t in data]
     results = {}
-    for name, fn in (("corpus language_id", ours), ("lingua (high accuracy)", lingua)):
+    for name, fn in (("corpus language_id", ours), ("  + second_opinion", lambda t: ours(t, True)),
+                     ("lingua (high accuracy)", lingua)):
         try:
             fn(texts[:50])  # load models outside the timing
             t = time.perf_counter()

@@ -23,7 +23,7 @@ _KANA = regex.compile(r"[\p{Hiragana}\p{Katakana}]")
 _HAN = regex.compile(r"\p{Han}")  # one loaded model per process, never pickled with a step
 
 
-class ModelNotFound(RuntimeError):
+class ModelNotFound(FileNotFoundError):
     pass
 
 
@@ -51,12 +51,51 @@ def load_model(path: str):
     return _MODELS[path]
 
 
-class LanguageIdentifier:
-    """Shared by language_id and language_filter: predicts (language, score) for a text."""
+# languages that lid.176 confuses among themselves, and the unsure threshold, for the second opinion
+NORWEGIAN = ("no", "nn", "da")
+UNSURE_BELOW = 0.5
+_LINGUA: dict[tuple[str, ...], object] = {}  # lingua detectors, one per language set, per process
 
-    def __init__(self, model_path: str | None, max_chars: int):
+
+def lingua_detector(languages: tuple[str, ...] = ()):
+    """A lingua detector for these lid.176 codes (all of lingua's 75 languages when empty)."""
+    if languages not in _LINGUA:
+        try:
+            from lingua import Language, LanguageDetectorBuilder
+        except ImportError:
+            raise ImportError("language_id's second_opinion needs lingua: pip install 'corpus[langid]'") from None
+        if languages:
+            by_code = {lang.iso_code_639_1.name.lower(): lang for lang in Language.all()}
+            builder = LanguageDetectorBuilder.from_languages(*[by_code["nb" if c == "no" else c] for c in languages])
+        else:
+            builder = LanguageDetectorBuilder.from_all_languages()
+        _LINGUA[languages] = builder.with_preloaded_language_models().build()
+    return _LINGUA[languages]
+
+
+class LanguageIdentifier:
+    """Shared by language_id and language_filter: predicts (language, score) for a text.
+
+    lid.176 answers first. A "Japanese" text without kana is Chinese. With ``second_opinion``,
+    lingua (``pip install 'corpus[langid]'``) decides where lid.176 is weak: between Norwegian
+    Bokmål, Nynorsk and Danish, and whenever lid.176's score is below 0.5, which is where the
+    languages it cannot emit (Zulu, Xhosa, Sesotho, Setswana, Tsonga, Shona, Ganda, Māori) end
+    up. On UDHR sentences of 75 languages (``bench/langid.py``, held-out half) that lifts macro
+    accuracy from .81 to about .96, at about a tenth of the speed (lingua's share)."""
+
+    def __init__(self, model_path: str | None, max_chars: int, second_opinion: bool = False):
         self.model_path = model_path or default_model_path()
         self.max_chars = max_chars
+        self.second_opinion = second_opinion
+        if second_opinion:
+            lingua_detector(NORWEGIAN)  # fail now when lingua is missing, not on the first document
+
+    def _lingua(self, sample: str, languages: tuple[str, ...]) -> tuple[str, float] | None:
+        values = lingua_detector(languages).compute_language_confidence_values(sample)
+        if not values or values[0].value <= 0:
+            return None
+        code = values[0].language.iso_code_639_1.name.lower()
+        return ("no" if code == "nb" else code), float(values[0].value)
 
     def predict(self, text: str) -> tuple[str, float]:
         model = load_model(self.model_path)
@@ -68,6 +107,8 @@ class LanguageIdentifier:
         if lang == "ja" and not _KANA.search(sample) and len(_HAN.findall(sample)) >= 8:
             # Japanese prose always has kana; lid.176 calls some Chinese sentences Japanese
             return "zh", score
+        if self.second_opinion and (lang in NORWEGIAN or score < UNSURE_BELOW):
+            return self._lingua(sample, NORWEGIAN if lang in NORWEGIAN else ()) or (lang, score)
         return lang, score
 
     def annotate(self, doc: Document) -> None:
@@ -102,9 +143,9 @@ class LanguageID(Funnel, PipelineStep):
     name = "🌍 language_id"
     type = "🏷 - TAGGER"
 
-    def __init__(self, model_path: str | None = None, max_chars: int = 10_000):
+    def __init__(self, model_path: str | None = None, max_chars: int = 10_000, second_opinion: bool = False):
         super().__init__()
-        self.lid = LanguageIdentifier(model_path, max_chars)
+        self.lid = LanguageIdentifier(model_path, max_chars, second_opinion)
 
     def run(self, data: DocumentsPipeline, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
         load_model(self.lid.model_path)  # fail before the first document, not on it
@@ -131,11 +172,12 @@ class LanguageFilter(Filter):
         min_score: float = 0.65,
         model_path: str | None = None,
         max_chars: int = 10_000,
+        second_opinion: bool = False,
     ):
         super().__init__()
         self.languages = set(languages or [])
         self.min_score = min_score
-        self.lid = LanguageIdentifier(model_path, max_chars)
+        self.lid = LanguageIdentifier(model_path, max_chars, second_opinion)
 
     def filter(self, doc: Document) -> bool | tuple[bool, str]:
         self.lid.annotate(doc)

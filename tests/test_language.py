@@ -66,3 +66,18 @@ def test_chinese_sentences_are_not_called_japanese():
             Document(text="すべての人間は、生まれながらにして自由であり、かつ、尊厳と権利とについて平等である。", id="ja", metadata={})]
     out = {d.id: d.metadata["language"] for d in step.run(iter(docs))}
     assert out == {"zh": "zh", "ja": "ja"}
+
+
+def test_second_opinion_names_what_lid176_cannot(shared):
+    """Nynorsk (lid.176 says Bokmål or Danish) and Zulu, Xhosa (lid.176 cannot emit them): lingua,
+    asked where lid.176 is weak, names them; clear English stays lid.176's."""
+    rows = list(csv.DictReader(shared("langid-udhr", "udhr_paragraphs.tsv").open(encoding="utf-8"), delimiter="\t"))
+    wanted = {"nno": "nn", "zul": "zu", "xho": "xh", "eng": "en"}
+    docs = [Document(text=r["text"], id=f"{r['code']}-{r['para_idx']}", metadata={"want": wanted[r["code"]]})
+            for r in rows if r["code"] in wanted and int(r["para_idx"]) < 12]
+    plain = {d.id: d.metadata["language"] for d in LanguageID().run(iter([Document(d.text, d.id, {}) for d in docs]))}
+    second = {d.id: d.metadata["language"] for d in LanguageID(second_opinion=True).run(iter(docs))}
+    for code in ("nn", "zu", "xh"):
+        ids = [d.id for d in docs if d.metadata["want"] == code]
+        assert sum(second[i] == code for i in ids) >= 0.8 * len(ids) > sum(plain[i] == code for i in ids), code
+    assert all(second[d.id] == "en" for d in docs if d.metadata["want"] == "en")
