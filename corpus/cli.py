@@ -32,8 +32,10 @@ executor: {type: local, tasks: 2, workers: 2}
 steps:
   - warc_reader: {paths: ["data/*.warc.gz"]}      # or jsonl_reader, parquet_reader, files_reader, hf_dataset_reader
   - trafilatura: {timeout: 5}                      # main text of each HTML page
+  - line_cleaner: {}                               # navigation, login/app/VIP, copyright lines; site templates
   - language_id: {}                                # metadata.language, metadata.language_score
   - language_filter: {languages: [en, zh], min_score: 0.65}
+  - adult_spam_filter: {}                          # adult URLs and warnings, bad words, SEO keyword lists
   - gopher_quality: {}
   - fineweb_quality: {}
   - quality_score: {min_score: 0.3}                # metadata.quality_score

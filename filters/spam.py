@@ -10,6 +10,8 @@
   lack (``ADULT_TERMS``: en, ru stems, zh), make at least ``max_bad_word_share`` of the
   words (characters for Chinese, Japanese, Korean), and occur at least ``min_bad_words`` times:
   a news story that names a crime once stays; a porn page's keyword soup goes.
+- ``gambling``: lottery, betting and casino terms (zh, en, ru) at the same density: the
+  "计划群, 下注, 包赔, 加QQ" pages that make much of Chinese web spam.
 - ``seo_keyword_list``: a page that is mostly short items separated by commas, spaces or bars
   ("热门搜索: 北京 上海 ..." or "cheap flights, cheap hotels, ...") rather than sentences.
 """
@@ -43,6 +45,14 @@ ADULT_TERMS = {
            "инцест", "проститу", "оргазм", "кончил", "хентай", "нудис", "сучк", "пизд", "ебал", "ебут"),
     "zh": ("色情", "成人小说", "做爱", "乱伦", "肉棒", "自慰", "口交", "淫", "裸聊", "女优", "一夜情", "成人视频", "黄片",
            "偷情", "巨乳", "熟女", "人妻", "无码", "av"),
+}
+# Gambling and lottery spam (a large share of Chinese web spam): its own reason, counted like bad words
+GAMBLING_TERMS = {
+    "zh": ("六合彩", "彩票", "时时彩", "特码", "平特", "下注", "倍投", "开奖", "博彩", "赌场", "赌博", "百家乐", "娱乐城",
+           "投注", "本金", "包赔", "提现", "充值", "马会", "一肖", "生肖", "计划群", "加QQ", "加微信", "赔率", "盘口"),
+    "en": frozenset({"casino", "casinos", "betting", "jackpot", "roulette", "blackjack", "slots", "sportsbook",
+                     "wager", "poker", "bookmaker"}),
+    "ru": ("казино", "ставк", "букмекер", "рулетк", "джекпот"),
 }
 _CJK = regex.compile(r"[\p{Han}\p{Hiragana}\p{Katakana}\p{Hangul}]")
 _WORD = regex.compile(r"[\p{L}\p{N}]+")
@@ -79,8 +89,8 @@ def url_is_adult(url: str) -> bool:
 @register("adult_spam_filter")
 class AdultSpamFilter(Filter):
     """Drops adult and spam pages: adult URLs, adult-site warnings to minors, pages dense in
-    LDNOOBW bad words (en, zh, ja, ko, ru), SEO keyword lists. Reasons: adult_url,
-    adult_warning, bad_words, seo_keyword_list."""
+    LDNOOBW bad words (en, zh, ja, ko, ru), gambling spam, SEO keyword lists. Reasons:
+    adult_url, adult_warning, bad_words, gambling, seo_keyword_list."""
 
     name = "🔞 adult_spam_filter"
 
@@ -101,13 +111,17 @@ class AdultSpamFilter(Filter):
             return False, "adult_url"
         if self.warnings and ADULT_WARNING.search(text[:20000]):
             return False, "adult_warning"
-        if self._bad_word_share(text, doc.metadata.get("language")):
+        if self._term_share(text, doc.metadata.get("language"), adult=True):
             return False, "bad_words"
+        if self._term_share(text, doc.metadata.get("language"), adult=False):
+            return False, "gambling"
         if self._keyword_list(text):
             return False, "seo_keyword_list"
         return True
 
-    def _bad_word_share(self, text: str, language: str | None) -> bool:
+    def _term_share(self, text: str, language: str | None, adult: bool) -> bool:
+        """Whether bad words (``adult``) or gambling terms make at least ``max_bad_word_share`` of
+        the words (characters for Chinese, Japanese, Korean), ``min_bad_words`` times or more."""
         sample = text[:100_000]
         cjk_chars = len(_CJK.findall(sample))
         languages = [language] if language in ("en", "zh", "ja", "ko", "ru") else \
@@ -116,16 +130,16 @@ class AdultSpamFilter(Filter):
         words = _WORD.findall(lower)
         hits = 0
         for lang in languages:
-            singles, phrases = bad_words(lang)
-            hits += sum(1 for w in words if w in singles)
-            hits += sum(lower.count(p) for p in phrases)
-            terms = ADULT_TERMS.get(lang, ())
-            if lang == "en":
+            if adult:
+                singles, phrases = bad_words(lang)
+                hits += sum(1 for w in words if w in singles) + sum(lower.count(p) for p in phrases)
+            terms = (ADULT_TERMS if adult else GAMBLING_TERMS).get(lang, ())
+            if isinstance(terms, frozenset):  # whole words
                 hits += sum(1 for w in words if w in terms)
-            elif lang == "ru":
+            elif lang == "ru":  # stems: Russian inflects
                 hits += sum(1 for w in words if w.startswith(terms))
             else:
-                hits += sum(lower.count(t) for t in terms)
+                hits += sum(lower.count(t.lower()) for t in terms)
         size = cjk_chars + len(words) if cjk_chars else len(words)
         return hits >= self.min_bad_words and hits / max(1, size) >= self.max_bad_word_share
 

@@ -204,7 +204,7 @@ def test_starter_pipeline_runs_on_one_warc_with_two_tasks(shared, tmp_path):
     """`corpus init`, one WARC file in data/, `corpus run`: to the end (tasks: 2 leaves a task empty)."""
     assert corpus("init", cwd=tmp_path).returncode == 0
     (tmp_path / "data").mkdir()
-    (tmp_path / "data" / "page.warc.gz").write_bytes(shared("warc", "resiliparse", "warcfile.warc.gz").read_bytes())
+    (tmp_path / "data" / "page.warc.gz").write_bytes(shared("warc", "dolma", "sample-0000.warc.gz").read_bytes())
     r = corpus("run", "pipeline.yaml", "--set", "train.max_steps=20", "--set", "train.eval_interval=10",
                "--set", "train.threads=1", cwd=tmp_path)
     assert r.returncode == 0, r.stderr[-3000:]
