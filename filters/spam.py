@@ -50,9 +50,10 @@ ADULT_TERMS = {
 GAMBLING_TERMS = {
     "zh": ("六合彩", "彩票", "时时彩", "特码", "平特", "下注", "倍投", "开奖", "博彩", "赌场", "赌博", "百家乐", "娱乐城",
            "投注", "本金", "包赔", "提现", "充值", "马会", "一肖", "生肖", "计划群", "加QQ", "加微信", "赔率", "盘口"),
-    "en": frozenset({"casino", "casinos", "betting", "jackpot", "roulette", "blackjack", "slots", "sportsbook",
-                     "wager", "poker", "bookmaker"}),
-    "ru": ("казино", "ставк", "букмекер", "рулетк", "джекпот"),
+    # not "slots" (time slots) nor "ставка" (an interest rate): words with an everyday sense stay out
+    "en": frozenset({"casino", "casinos", "betting", "jackpot", "roulette", "blackjack", "sportsbook", "wager",
+                     "poker", "bookmaker"}),
+    "ru": ("казино", "букмекер", "рулетк", "джекпот"),
 }
 _CJK = regex.compile(r"[\p{Han}\p{Hiragana}\p{Katakana}\p{Hangul}]")
 _WORD = regex.compile(r"[\p{L}\p{N}]+")
