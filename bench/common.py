@@ -3,6 +3,17 @@
 from __future__ import annotations
 
 import multiprocessing as mp
+import sys
+from pathlib import Path
+
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+def require_shared() -> Path:
+    """The shared test data folder, or exit saying that the benchmark needs it."""
+    if not SHARED.exists():
+        sys.exit(f"{SHARED} is absent: this benchmark reads the shared test data (see its README)")
+    return SHARED
 
 
 def in_child(fn, *args):

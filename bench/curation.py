@@ -30,8 +30,9 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-SHARED = ROOT.parent / "shared" / "data"
 sys.path.insert(0, str(ROOT))
+
+from bench.common import SHARED, require_shared  # noqa: E402
 
 LANGS = {"zho_Hans": "zh", "rus_Cyrl": "ru", "eng_Latn": "en"}
 
@@ -153,7 +154,6 @@ def chinese_extraction():
 
 
 if __name__ == "__main__":
-    if not SHARED.exists():
-        sys.exit(f"{SHARED} is absent: this benchmark reads the shared test data")
+    require_shared()
     labels_table()
     chinese_extraction()

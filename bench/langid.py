@@ -24,8 +24,9 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-SHARED = ROOT.parent / "shared" / "data"
 sys.path.insert(0, str(ROOT))
+
+from bench.common import SHARED, require_shared  # noqa: E402
 
 LANGUAGES = ("af ar az be bg bn bs ca cs cy da de el en eo es et eu fa fi fr ga gu he hi hr hu hy id is it ja ka "
              "kk ko la lg lt lv mi mk mn mr ms nb nl nn pa pl pt ro ru sk sl sn so sq sr st sv sw ta te th tl tn tr "
@@ -78,7 +79,6 @@ def main() -> None:
     counts = collections.Counter(lang for lang, _ in data)
     print(f"{len(data)} sentences ({args.split}), {len(counts)} languages, {min(counts.values())}-{max(counts.values())} each")
     texts = [t for _, t in data]
-    results = {}
     for name, fn in (("corpus language_id", ours), ("  + second_opinion", lambda t: ours(t, True)),
                      ("lingua (high accuracy)", lingua)):
         try:
@@ -93,13 +93,11 @@ def main() -> None:
         for (lang, _), p in zip(data, predicted):
             right[lang].append(ALIASES.get(p, p) == lang)
         per = {lang: sum(v) / len(v) for lang, v in right.items()}
-        results[name] = per
         worst = ", ".join(f"{k} {v:.2f}" for k, v in sorted(per.items(), key=lambda kv: kv[1])[:10])
         print(f"{name:<24} macro {statistics.mean(per.values()):.3f}  zh {per['zh']:.3f}  "
               f"{len(texts) / seconds:,.0f} sentences/s  worst: {worst}")
 
 
 if __name__ == "__main__":
-    if not SHARED.exists():
-        sys.exit(f"{SHARED} is absent: this benchmark reads the shared test data")
+    require_shared()
     main()
