@@ -111,8 +111,8 @@ class GopherQuality(Filter):
         self.min_stop_words = min_stop_words
 
     def filter(self, doc: Document) -> bool | tuple[bool, str]:
-        unspaced = is_unspaced(doc)
-        words = doc_words(doc)
+        unspaced, chinese = word_mode(doc)
+        words = split_words(doc.text, unspaced, chinese)
         n = len(words)
         if self.min_doc_words is not None and n < self.min_doc_words:
             return False, "gopher_short_doc"
@@ -325,7 +325,7 @@ class FineWebQuality(Filter):
         lines = [line for line in doc.text.split("\n") if line.strip()]
         if not lines:
             return False, "fineweb_empty"
-        unspaced = is_unspaced(doc)
+        unspaced, chinese = word_mode(doc)
         ratio = sum(1 for line in lines if line.rstrip().endswith(TERMINAL_PUNCT)) / len(lines)
         if ratio <= self.line_punct_thr and not (ratio == 0 and self.line_punct_exclude_zero):
             return False, "fineweb_line_punct_ratio"
@@ -336,7 +336,7 @@ class FineWebQuality(Filter):
         non_empty_chars = sum(len(line) for line in lines)
         if dup_chars / max(1, non_empty_chars) > self.char_duplicates_ratio:
             return False, "fineweb_char_dup_ratio"
-        words = doc_words(doc)
+        words = split_words(doc.text, unspaced, chinese)
         if words and doc.text.count("\n") / len(words) > self.new_line_ratio:
             return False, "fineweb_newline_ratio"
         return True

@@ -21,14 +21,14 @@ from datatrove.data import Document
 
 from corpus.core.funnel import Filter
 from corpus.core.registry import register
-from corpus.filters.heuristics import STOP_WORDS, TERMINAL_PUNCT, doc_words, is_unspaced, repeats
+from corpus.filters.heuristics import STOP_WORDS, TERMINAL_PUNCT, repeats, split_words, word_mode
 
 
 def heuristic_quality(doc: Document) -> tuple[float, dict[str, float]]:
     text = doc.text
     lines = [line.strip() for line in text.splitlines() if line.strip()]
-    unspaced = is_unspaced(doc)
-    words = doc_words(doc)
+    unspaced, chinese = word_mode(doc)
+    words = split_words(text, unspaced, chinese)
     if not lines or not words:
         return 0.0, {}
     parts = {}

@@ -112,37 +112,30 @@ class AdultSpamFilter(Filter):
             return False, "adult_url"
         if self.warnings and ADULT_WARNING.search(text[:20000]):
             return False, "adult_warning"
-        if self._term_share(text, doc.metadata.get("language"), adult=True):
-            return False, "bad_words"
-        if self._term_share(text, doc.metadata.get("language"), adult=False):
-            return False, "gambling"
+        adult, gambling, size = self._term_hits(text, doc.metadata.get("language"))
+        for reason, hits in (("bad_words", adult), ("gambling", gambling)):
+            if hits >= self.min_bad_words and hits / max(1, size) >= self.max_bad_word_share:
+                return False, reason
         if self._keyword_list(text):
             return False, "seo_keyword_list"
         return True
 
-    def _term_share(self, text: str, language: str | None, adult: bool) -> bool:
-        """Whether bad words (``adult``) or gambling terms make at least ``max_bad_word_share`` of
-        the words (characters for Chinese, Japanese, Korean), ``min_bad_words`` times or more."""
+    def _term_hits(self, text: str, language: str | None) -> tuple[int, int, int]:
+        """(bad-word hits, gambling-term hits, size): size is words, or characters plus words for
+        Chinese, Japanese, Korean; the sample is read once for both."""
         sample = text[:100_000]
         cjk_chars = len(_CJK.findall(sample))
         languages = [language] if language in ("en", "zh", "ja", "ko", "ru") else \
             (["zh", "ja", "ko"] if cjk_chars > len(sample) / 4 else ["en", "ru"])
         lower = sample.lower()
         words = _WORD.findall(lower)
-        hits = 0
+        adult = gambling = 0
         for lang in languages:
-            if adult:
-                singles, phrases = bad_words(lang)
-                hits += sum(1 for w in words if w in singles) + sum(lower.count(p) for p in phrases)
-            terms = (ADULT_TERMS if adult else GAMBLING_TERMS).get(lang, ())
-            if isinstance(terms, frozenset):  # whole words
-                hits += sum(1 for w in words if w in terms)
-            elif lang == "ru":  # stems: Russian inflects
-                hits += sum(1 for w in words if w.startswith(terms))
-            else:
-                hits += sum(lower.count(t.lower()) for t in terms)
-        size = cjk_chars + len(words) if cjk_chars else len(words)
-        return hits >= self.min_bad_words and hits / max(1, size) >= self.max_bad_word_share
+            singles, phrases = bad_words(lang)
+            adult += sum(1 for w in words if w in singles) + sum(lower.count(p) for p in phrases)
+            adult += _count_terms(ADULT_TERMS.get(lang, ()), lang, words, lower)
+            gambling += _count_terms(GAMBLING_TERMS.get(lang, ()), lang, words, lower)
+        return adult, gambling, cjk_chars + len(words) if cjk_chars else len(words)
 
     def _keyword_list(self, text: str) -> bool:
         """Most of the text is short items between separators, in lines that are not sentences."""
@@ -155,6 +148,16 @@ class AdultSpamFilter(Filter):
                 items += len(parts)
                 keyword_chars += len(line)
         return items >= self.min_keyword_items and keyword_chars / max(1, total) >= self.max_keyword_item_share
+
+
+def _count_terms(terms, lang: str, words: list[str], lower: str) -> int:
+    """Occurrences of a term list: whole words (a frozenset), Russian stems at word starts (the
+    language inflects), else substrings (Chinese)."""
+    if isinstance(terms, frozenset):
+        return sum(1 for w in words if w in terms)
+    if lang == "ru":
+        return sum(1 for w in words if w.startswith(terms))
+    return sum(lower.count(t.lower()) for t in terms)
 
 
 def _item_parts(line: str) -> list[str]:
