@@ -231,8 +231,7 @@ def main(argv: list[str] | None = None) -> int:
     from corpus import console
 
     console.setup(args.verbose)
-    from corpus.config import ConfigError
-    from corpus.pipeline import RunError
+    from corpus.config import ConfigError, RunError
 
     try:
         return args.func(args)

@@ -32,6 +32,11 @@ class ConfigError(Exception):
     """A problem with the pipeline file, reported before any work starts."""
 
 
+class RunError(Exception):
+    """A run that cannot go on (a failed task, a stage with nothing to work on): one message,
+    naming what to look at; the run folder keeps what was done, and the same command resumes."""
+
+
 RUN_KEYS = ("name", "output_dir", "executor", "save_removed", "steps")  # and one key per registered stage
 EXECUTOR_TYPES = ("local", "ray", "slurm")
 

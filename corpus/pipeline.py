@@ -24,17 +24,12 @@ from datatrove.pipeline.filters.base_filter import BaseFilter
 from loguru import logger
 
 from corpus import catalog, console
-from corpus.config import ConfigError, PipelineConfig
+from corpus.config import ConfigError, PipelineConfig, RunError
 from corpus.core import funnel
 from corpus.core.io import remove_stale_temporaries, write_json
 from corpus.core.registry import RunContext
 from corpus.readers import DeferredJsonlReader, InputError
 from corpus.writers import JsonlWriter
-
-
-class RunError(Exception):
-    """A run that cannot go on (a failed task, a stage with nothing to work on): one message,
-    naming what to look at; the run folder keeps what was done, and the same command resumes."""
 
 
 @dataclass
