@@ -26,8 +26,8 @@ from datatrove.pipeline.base import PipelineStep
 from loguru import logger
 
 from corpus.core.funnel import Funnel
-from corpus.decode import decode, looks_like_html
 from corpus.core.registry import register
+from corpus.decode import decode, looks_like_html
 
 
 
@@ -134,21 +134,6 @@ class FileReader(Funnel, PipelineStep):
 
 
 # ---------------------------------------------------------------- WARC
-
-_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
-
-
-def lone_surrogates(line: bytes, row) -> bool:
-    """Whether a JSON line decoded to strings that are not Unicode text (an escaped half of a
-    surrogate pair, alone): no writer, tokenizer or UTF-8 file can hold them."""
-    if not _SURROGATE_ESCAPE.search(line):
-        return False
-    try:
-        json.dumps(row, ensure_ascii=False).encode("utf-8")
-    except UnicodeEncodeError:
-        return True
-    return False
-
 
 _HTML_TYPES = ("text/html", "application/xhtml+xml")
 
@@ -282,6 +267,22 @@ class WarcReader(FileReader):
 
 
 # ---------------------------------------------------------------- JSONL / Parquet
+
+
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+
+
+def lone_surrogates(line: bytes, row) -> bool:
+    """Whether a JSON line decoded to strings that are not Unicode text (an escaped half of a
+    surrogate pair, alone): no writer, tokenizer or UTF-8 file can hold them."""
+    if not _SURROGATE_ESCAPE.search(line):
+        return False
+    try:
+        json.dumps(row, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
 
 
 def _doc_from_dict(row: dict, text_key: str, id_key: str, default_id: str, source: str) -> Document | None:
