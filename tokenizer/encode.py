@@ -205,9 +205,10 @@ def _carve_val(out_dir: Path, results: list, doc_id: str, tokens_for_val: int | 
 
 
 def _longest_row(out_dir: Path, entry: dict) -> tuple[str, int]:
-    lengths = pa.compute.list_value_length(open_shard(out_dir / entry["file"]).column("tokens"))
+    table = open_shard(out_dir / entry["file"])
+    lengths = pa.compute.list_value_length(table.column("tokens"))
     i = int(pa.compute.index(lengths, pa.compute.max(lengths)).as_py())
-    return open_shard(out_dir / entry["file"]).column("id")[i].as_py(), lengths[i].as_py()
+    return table.column("id")[i].as_py(), lengths[i].as_py()
 
 
 def _row_tokens(out_dir: Path, results: list, doc_id: str) -> int:

@@ -94,10 +94,6 @@ class Counts:
     lines_removed: dict[str, int] = field(default_factory=dict)
     counters: dict[str, int] = field(default_factory=dict)
 
-    def balanced(self) -> bool:
-        return self.documents_in is None or \
-            self.documents_in == self.documents_out + sum(self.dropped.values()) + sum(self.skipped.values())
-
 
 def counts(parts: list[dict[str, int]], reader: bool = False) -> Counts:
     """The funnel of one YAML step from the stats of the datatrove steps that carried its
