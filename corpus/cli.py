@@ -4,6 +4,7 @@
     corpus steps                                     list steps, their parameters and defaults
     corpus init [PATH]                               write a commented starter pipeline.yaml
     corpus tokenizer train --input ... --vocab-size N --output DIR
+    corpus quality train --positive ... [--negative ...] [--label-key KEY] --output DIR
     corpus shards stats DIR | corpus shards verify DIR
     corpus train CONFIG.yaml --shards DIR --output DIR
     corpus eval CHECKPOINT --text FILE                 loss and bits per byte on any text
@@ -105,6 +106,26 @@ def cmd_tokenizer_train(args) -> int:
     return 0
 
 
+def cmd_quality_train(args) -> int:
+    from corpus.config import ConfigError
+    from corpus.filters.classifier import ClassifierConfig, train_classifier
+    from corpus.readers import InputError
+
+    try:
+        cfg = ClassifierConfig(held_out=args.held_out, epoch=args.epoch, threads=args.threads, seed=args.seed)
+        card = train_classifier(args.positive, args.negative or [], args.output, cfg, label_key=args.label_key)
+    except (ValueError, InputError, FileNotFoundError) as e:
+        raise ConfigError(f"corpus quality train: {e}") from None
+    h = card["held_out"]
+    print(f"quality model: {Path(args.output) / card['model']} (card: {Path(args.output) / 'card.json'})")
+    print(f"  trained on {card['documents']['train']}, held out {card['documents']['held_out']}, "
+          f"{card['train_seconds']} s")
+    print(f"  held out: ROC AUC {h['roc_auc']}, precision {h['precision']}, recall {h['recall']} at 0.5")
+    for lang, m in card["held_out_by_language"].items():
+        print(f"    {lang:<10} {m['documents']:>6} documents  ROC AUC {m['roc_auc']}")
+    return 0
+
+
 def cmd_shards_stats(args) -> int:
     import json
 
@@ -191,6 +212,21 @@ def build_parser() -> argparse.ArgumentParser:
     tt.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     tt.add_argument("--output", required=True)
     tt.set_defaults(func=cmd_tokenizer_train)
+
+    q = sub.add_parser("quality", help="quality classifier commands")
+    qsub = q.add_subparsers(dest="quality_command", required=True)
+    qt = qsub.add_parser("train", help="train a fastText quality classifier (for the quality_classifier step)")
+    qt.add_argument("--positive", nargs="+", required=True, metavar="PATH",
+                    help="good documents (any reader format: jsonl, parquet, arrow, text, a run's docs/); "
+                         "with --label-key, one or more labelled inputs")
+    qt.add_argument("--negative", nargs="+", metavar="PATH", help="junk documents (a run's removed/ works)")
+    qt.add_argument("--label-key", help="metadata key holding true (keep) or false (drop), e.g. keep")
+    qt.add_argument("--held-out", type=float, default=0.2, help="share held out for the card's figures (by id hash)")
+    qt.add_argument("--epoch", type=int, default=25)
+    qt.add_argument("--threads", type=int, default=1, help="1 is reproducible; more is faster")
+    qt.add_argument("--seed", type=int, default=0)
+    qt.add_argument("--output", required=True)
+    qt.set_defaults(func=cmd_quality_train)
 
     sh = sub.add_parser("shards", help="inspect and check token shards")
     shsub = sh.add_subparsers(dest="shards_command", required=True)
