@@ -6,15 +6,23 @@ time, and count a Chinese page as a handful of "words". Here words are split by 
 letters for languages written with spaces, one word per character for Chinese, Japanese, Thai and
 others written without (``metadata.language`` from language_id decides; without it, the share of
 such characters in the text does). Rules that make no sense for a script (mean word length) are
-skipped for it, and stop words come from a small per-language list; a language without a list
-skips that rule rather than failing every document.
+skipped for it.
+
+Thresholds are per language (``per_language``, on by default): for a document whose
+``metadata.language`` is one of the 176 that lid.176 emits, the rules use FineWeb-2's published
+values for that language (``data/fineweb2/<code>.yml``: stop words inferred from Wikipedia,
+word-length bounds, line-punctuation and newline ratios, repetition limits; English keeps
+FineWeb's). A parameter you set to something other than its default applies to every language.
 """
 
 from __future__ import annotations
 
+import inspect
 from collections import Counter
+from pathlib import Path
 
 import regex
+import yaml
 
 from datatrove.data import Document
 
@@ -41,6 +49,62 @@ STOP_WORDS = {
     "nl": {"de", "en", "van", "het", "een", "in", "is", "dat", "op", "te"},
     "pl": {"i", "w", "na", "z", "się", "nie", "do", "to", "że", "jest"},
 }
+
+
+THRESHOLDS = Path(__file__).parent / "data" / "fineweb2"
+_LANGUAGES: dict[str, dict | None] = {}
+
+
+def language_thresholds(lang: str | None) -> dict | None:
+    """FineWeb-2's filter values for a lid.176 language code (``data/fineweb2/<code>.yml``), or None."""
+    if not lang:
+        return None
+    if lang not in _LANGUAGES:
+        path = THRESHOLDS / f"{lang}.yml"
+        ok = regex.fullmatch(r"[a-z]{2,3}", lang) and path.is_file()
+        _LANGUAGES[lang] = yaml.safe_load(path.read_text(encoding="utf-8")) if ok else None
+    return _LANGUAGES[lang]
+
+
+def stop_words(lang: str | None) -> set[str]:
+    """The stop words of a language: FineWeb-2's list when it has one, else the small built-in list."""
+    table = language_thresholds(lang)
+    if table and table.get("stopwords"):
+        return {str(w).lower() for w in table["stopwords"]}
+    return STOP_WORDS.get(lang or "", set())
+
+
+class PerLanguage:
+    """Mixin for a rule whose thresholds follow the document's language. ``TABLE`` maps a
+    parameter to how it is read from a language's table (``language_thresholds``)."""
+
+    TABLE: dict = {}
+
+    def remember_thresholds(self, params: dict, per_language: bool) -> None:
+        defaults = inspect.signature(type(self).__init__).parameters
+        self.per_language = per_language
+        self._fixed = {k: params[k] for k in self.TABLE}
+        self._explicit = {k for k in self.TABLE if params[k] != defaults[k].default}
+        self._by_language: dict[str | None, dict] = {}
+
+    def thresholds(self, doc: Document) -> dict:
+        lang = doc.metadata.get("language") if self.per_language else None
+        if lang not in self._by_language:
+            values = dict(self._fixed)
+            table = language_thresholds(lang)
+            if table:
+                values.update({k: read(table) for k, read in self.TABLE.items() if k not in self._explicit})
+            self._by_language[lang] = values
+        return self._by_language[lang]
+
+
+def _pairs(key: str):
+    return lambda table: {int(n): float(v) for n, v in table[key]}
+
+
+def _off_unless(key: str):
+    """FineWeb-2 turns off the rules it has no value for (None); English keeps FineWeb's."""
+    return lambda table: table.get(key)
 
 
 def is_unspaced(doc: Document) -> bool:
@@ -83,11 +147,15 @@ def doc_words(doc: Document, text: str | None = None) -> list[str]:
 
 
 @register("gopher_quality")
-class GopherQuality(Filter):
+class GopherQuality(PerLanguage, Filter):
     """Gopher's quality rules: document length in words, mean word length (spaced scripts only),
-    symbol/word ratio, bullet and ellipsis lines, share of words with a letter, stop words."""
+    symbol/word ratio, bullet and ellipsis lines, share of words with a letter, stop words.
+    Per language: word-length bounds, share of words with a letter, stop words (FineWeb-2)."""
 
     name = "🥇 gopher_quality"
+    TABLE = {"min_avg_word_length": lambda t: t["min_avg_word_length"],
+             "max_avg_word_length": lambda t: t["max_avg_word_length"],
+             "min_alpha_words_ratio": lambda t: round(1 - t["max_non_alpha_words_ratio"], 4)}
 
     def __init__(
         self,
@@ -100,8 +168,10 @@ class GopherQuality(Filter):
         max_ellipsis_lines_ratio: float | None = 0.3,
         min_alpha_words_ratio: float | None = 0.8,
         min_stop_words: int | None = 2,
+        per_language: bool = True,
     ):
         super().__init__()
+        self.remember_thresholds(locals(), per_language)
         self.min_doc_words, self.max_doc_words = min_doc_words, max_doc_words
         self.min_avg_word_length, self.max_avg_word_length = min_avg_word_length, max_avg_word_length
         self.max_symbol_word_ratio = max_symbol_word_ratio
@@ -113,6 +183,7 @@ class GopherQuality(Filter):
     def filter(self, doc: Document) -> bool | tuple[bool, str]:
         unspaced, chinese = word_mode(doc)
         words = split_words(doc.text, unspaced, chinese)
+        t = self.thresholds(doc)
         n = len(words)
         if self.min_doc_words is not None and n < self.min_doc_words:
             return False, "gopher_short_doc"
@@ -120,9 +191,9 @@ class GopherQuality(Filter):
             return False, "gopher_long_doc"
         if not unspaced:
             mean = sum(len(w) for w in words) / n if n else 0
-            if self.min_avg_word_length is not None and mean < self.min_avg_word_length:
+            if t["min_avg_word_length"] is not None and mean < t["min_avg_word_length"]:
                 return False, "gopher_below_avg_word_length"
-            if self.max_avg_word_length is not None and mean > self.max_avg_word_length:
+            if t["max_avg_word_length"] is not None and mean > t["max_avg_word_length"]:
                 return False, "gopher_above_avg_word_length"
         text = doc.text
         symbols = text.count("#") + text.count("...") + text.count("…")
@@ -136,18 +207,22 @@ class GopherQuality(Filter):
             ellipsis = sum(1 for line in lines if line.rstrip().endswith(("...", "…")))
             if self.max_ellipsis_lines_ratio is not None and ellipsis / len(lines) > self.max_ellipsis_lines_ratio:
                 return False, "gopher_ellipsis_lines"
-        if self.min_alpha_words_ratio is not None and n:
+        if t["min_alpha_words_ratio"] is not None and n:
             alpha = sum(1 for w in words if any(c.isalpha() for c in w))
-            if alpha / n < self.min_alpha_words_ratio:
+            if alpha / n < t["min_alpha_words_ratio"]:
                 return False, "gopher_alpha_words"
-        stop = STOP_WORDS.get(doc.metadata.get("language", "en" if not unspaced else ""))
+        lang = doc.metadata.get("language", "" if unspaced else "en")
+        stop = stop_words(lang) if self.per_language else STOP_WORDS.get(lang, set())
         if self.min_stop_words is not None and stop:
-            found = 0
-            for w in words:
-                if w.lower() in stop:
-                    found += 1
-                    if found >= self.min_stop_words:
-                        break
+            if unspaced and not chinese:  # words are characters here; a stop word may be longer
+                found = sum(text.count(w) for w in stop)
+            else:
+                found = 0
+                for w in words:
+                    if w.lower() in stop:
+                        found += 1
+                        if found >= self.min_stop_words:
+                            break
             if found < self.min_stop_words:
                 return False, "gopher_stop_words"
         return True
@@ -181,11 +256,17 @@ def _ngram_duplicate_fraction(words: list[str], n: int) -> float:
 
 
 @register("gopher_repetition")
-class GopherRepetition(Filter):
+class GopherRepetition(PerLanguage, Filter):
     """Gopher's repetition rules: duplicated lines and paragraphs (by count and by characters),
-    the most frequent 2-4-grams, and characters covered by repeated 5-10-grams."""
+    the most frequent 2-4-grams, and characters covered by repeated 5-10-grams. Per language
+    (FineWeb-2): duplicated-line share and n-gram limits; the paragraph and line-character
+    rules are off, as in FineWeb-2."""
 
     name = "👯 gopher_repetition"
+    TABLE = {"dup_line_frac": lambda t: t["dup_line_frac"], "dup_para_frac": _off_unless("dup_para_frac"),
+             "dup_line_char_frac": _off_unless("dup_line_char_frac"),
+             "dup_para_char_frac": _off_unless("dup_para_char_frac"),
+             "top_n_grams": _pairs("top_n_grams"), "dup_n_grams": _pairs("dup_n_grams")}
 
     def __init__(
         self,
@@ -195,40 +276,42 @@ class GopherRepetition(Filter):
         dup_para_char_frac: float | None = 0.2,
         top_n_grams: dict[int, float] | None = None,
         dup_n_grams: dict[int, float] | None = None,
+        per_language: bool = True,
     ):
         super().__init__()
-        self.dup_line_frac, self.dup_para_frac = dup_line_frac, dup_para_frac
-        self.dup_line_char_frac, self.dup_para_char_frac = dup_line_char_frac, dup_para_char_frac
-        self.top_n_grams = top_n_grams if top_n_grams is not None else {2: 0.2, 3: 0.18, 4: 0.16}
-        self.dup_n_grams = dup_n_grams if dup_n_grams is not None else {5: 0.15, 6: 0.14, 7: 0.13, 8: 0.12, 9: 0.11, 10: 0.10}
+        self.remember_thresholds(locals(), per_language)
+        self._fixed["top_n_grams"] = top_n_grams if top_n_grams is not None else {2: 0.2, 3: 0.18, 4: 0.16}
+        self._fixed["dup_n_grams"] = dup_n_grams if dup_n_grams is not None else \
+            {5: 0.15, 6: 0.14, 7: 0.13, 8: 0.12, 9: 0.11, 10: 0.10}
 
     def filter(self, doc: Document) -> bool | tuple[bool, str]:
+        t = self.thresholds(doc)
         text = doc.text
         total_chars = max(1, len(text))
         paragraphs = [p.strip() for p in regex.split(r"\n{2,}", text.strip()) if p.strip()]
         if paragraphs:
             count, chars = repeats(paragraphs)
-            if self.dup_para_frac is not None and count / len(paragraphs) > self.dup_para_frac:
+            if t["dup_para_frac"] is not None and count / len(paragraphs) > t["dup_para_frac"]:
                 return False, "gopher_dup_para_frac"
-            if self.dup_para_char_frac is not None and chars / total_chars > self.dup_para_char_frac:
+            if t["dup_para_char_frac"] is not None and chars / total_chars > t["dup_para_char_frac"]:
                 return False, "gopher_dup_para_char_frac"
         lines = [line.strip() for line in text.splitlines() if line.strip()]
         if lines:
             count, chars = repeats(lines)
-            if self.dup_line_frac is not None and count / len(lines) > self.dup_line_frac:
+            if t["dup_line_frac"] is not None and count / len(lines) > t["dup_line_frac"]:
                 return False, "gopher_dup_line_frac"
-            if self.dup_line_char_frac is not None and chars / total_chars > self.dup_line_char_frac:
+            if t["dup_line_char_frac"] is not None and chars / total_chars > t["dup_line_char_frac"]:
                 return False, "gopher_dup_line_char_frac"
         words = [w.lower() for w in doc_words(doc, text)]
         word_chars = sum(len(w) for w in words) or 1
-        for n, limit in sorted(self.top_n_grams.items()):
+        for n, limit in sorted(t["top_n_grams"].items()):
             if len(words) < n:
                 continue
             grams = Counter(" ".join(words[i : i + n]) for i in range(len(words) - n + 1))
             top, freq = grams.most_common(1)[0]
             if freq > 1 and len(top.replace(" ", "")) * freq / word_chars > limit:
                 return False, f"gopher_top_{n}_gram"
-        for n, limit in sorted(self.dup_n_grams.items()):
+        for n, limit in sorted(t["dup_n_grams"].items()):
             if _ngram_duplicate_fraction(words, n) > limit:
                 return False, f"gopher_dup_{n}_grams"
         return True
@@ -300,23 +383,29 @@ class C4Quality(Filter):
 
 
 @register("fineweb_quality")
-class FineWebQuality(Filter):
+class FineWebQuality(PerLanguage, Filter):
     """FineWeb's rules: share of lines ending in punctuation, share of short lines, characters in
     duplicated lines, newlines per word. Short means fewer than ``short_line_length`` characters,
-    a third of that for scripts written without spaces (denser per character)."""
+    a third of that for scripts written without spaces (denser per character). Per language
+    (FineWeb-2): punctuation and newline ratios; duplicated characters up to 10%; no short-line rule."""
 
     name = "🍷 fineweb_quality"
+    TABLE = {"line_punct_thr": lambda t: t["line_punct_thr"], "new_line_ratio": lambda t: t["new_line_ratio"],
+             "short_line_thr": _off_unless("short_line_thr"),
+             "char_duplicates_ratio": lambda t: t.get("char_duplicates_ratio", 0.1)}
 
     def __init__(
         self,
         line_punct_thr: float = 0.12,
         line_punct_exclude_zero: bool = False,
-        short_line_thr: float = 0.67,
+        short_line_thr: float | None = 0.67,
         short_line_length: int = 30,
         char_duplicates_ratio: float = 0.01,
         new_line_ratio: float = 0.3,
+        per_language: bool = True,
     ):
         super().__init__()
+        self.remember_thresholds(locals(), per_language)
         self.line_punct_thr, self.line_punct_exclude_zero = line_punct_thr, line_punct_exclude_zero
         self.short_line_thr, self.short_line_length = short_line_thr, short_line_length
         self.char_duplicates_ratio, self.new_line_ratio = char_duplicates_ratio, new_line_ratio
@@ -326,17 +415,18 @@ class FineWebQuality(Filter):
         if not lines:
             return False, "fineweb_empty"
         unspaced, chinese = word_mode(doc)
+        t = self.thresholds(doc)
         ratio = sum(1 for line in lines if line.rstrip().endswith(TERMINAL_PUNCT)) / len(lines)
-        if ratio <= self.line_punct_thr and not (ratio == 0 and self.line_punct_exclude_zero):
+        if ratio <= t["line_punct_thr"] and not (ratio == 0 and self.line_punct_exclude_zero):
             return False, "fineweb_line_punct_ratio"
         short = self.short_line_length // 3 if unspaced else self.short_line_length
-        if sum(1 for line in lines if len(line) <= short) / len(lines) >= self.short_line_thr:
+        if t["short_line_thr"] is not None and sum(len(line) <= short for line in lines) / len(lines) >= t["short_line_thr"]:
             return False, "fineweb_short_line_ratio"
         dup_chars = repeats(lines)[1]
         non_empty_chars = sum(len(line) for line in lines)
-        if dup_chars / max(1, non_empty_chars) > self.char_duplicates_ratio:
+        if dup_chars / max(1, non_empty_chars) > t["char_duplicates_ratio"]:
             return False, "fineweb_char_dup_ratio"
         words = split_words(doc.text, unspaced, chinese)
-        if words and doc.text.count("\n") / len(words) > self.new_line_ratio:
+        if words and doc.text.count("\n") / len(words) > t["new_line_ratio"]:
             return False, "fineweb_newline_ratio"
         return True

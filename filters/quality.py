@@ -7,8 +7,8 @@ C4 and FineWeb rules use as hard cut-offs, here turned into soft scores.
 - ``letters``: share of words that contain a letter
 - ``uniqueness``: 1 - share of characters in repeated lines
 - ``length``: log-scaled word count (1.0 from 1,000 words up)
-- ``stop_words``: density of the language's stop words (saturates at 10 %; skipped when the
-  language has no list)
+- ``stop_words``: density of the language's stop words (FineWeb-2's list per language; saturates
+  at 10 %; skipped when the language has no list)
 
 With ``min_score`` set, documents below it are dropped (reason ``low_quality_score``).
 """
@@ -21,7 +21,7 @@ from datatrove.data import Document
 
 from corpus.core.funnel import Filter
 from corpus.core.registry import register
-from corpus.filters.heuristics import STOP_WORDS, TERMINAL_PUNCT, repeats, split_words, word_mode
+from corpus.filters.heuristics import TERMINAL_PUNCT, repeats, split_words, stop_words, word_mode
 
 
 def heuristic_quality(doc: Document) -> tuple[float, dict[str, float]]:
@@ -36,7 +36,7 @@ def heuristic_quality(doc: Document) -> tuple[float, dict[str, float]]:
     parts["letters"] = sum(any(c.isalpha() for c in w) for w in words) / len(words)
     parts["uniqueness"] = 1.0 - repeats(lines)[1] / max(1, sum(map(len, lines)))
     parts["length"] = min(1.0, math.log10(len(words) + 1) / 3)
-    stop = STOP_WORDS.get(doc.metadata.get("language", "" if unspaced else "en"))
+    stop = stop_words(doc.metadata.get("language", "" if unspaced else "en"))
     if stop:
         parts["stop_words"] = min(1.0, sum(w.lower() in stop for w in words) / len(words) / 0.1)
     return sum(parts.values()) / len(parts), parts

@@ -99,3 +99,44 @@ def test_real_chinese_articles_survive_the_repetition_rules(shared):
     docs = [Document(text=f.read_text(encoding="utf-8"), id=f.name, metadata={"language": "zh"}) for f in files]
     kept = list(GopherRepetition().run(GopherQuality().run(iter(docs))))
     assert len(kept) >= 0.8 * len(docs)
+
+
+def test_every_language_lid_emits_has_its_own_thresholds():
+    """FineWeb-2's per-language values (or FineWeb's, for English) for all 176 lid.176 labels."""
+    from corpus.filters.heuristics import language_thresholds, stop_words
+    from corpus.filters.language import default_model_path, load_model
+
+    labels = [label.removeprefix("__label__") for label in load_model(default_model_path()).get_labels()]
+    assert len(labels) == 176
+    for lang in labels:
+        t = language_thresholds(lang)
+        assert t is not None, lang
+        assert 0 < t["dup_line_frac"] <= 1 and t["line_punct_thr"] < 1 and t["new_line_ratio"] > 0, lang
+        assert 0 <= t["min_avg_word_length"] < t["max_avg_word_length"], lang
+        assert {n for n, _ in t["dup_n_grams"]} == set(range(5, 11)) and {n for n, _ in t["top_n_grams"]} == {2, 3, 4}
+        assert len(stop_words(lang)) >= 3, lang
+    assert "的" in stop_words("zh") and "и" in stop_words("ru") and "the" in stop_words("en")
+    assert language_thresholds("xx") is None and language_thresholds("../etc") is None
+
+
+def test_thresholds_follow_the_documents_language_unless_set():
+    ru = Document(text="x", id="ru", metadata={"language": "ru"})
+    en = Document(text="x", id="en", metadata={"language": "en"})
+    rep = GopherRepetition()
+    assert rep.thresholds(en)["dup_n_grams"][5] == 0.15 and rep.thresholds(en)["dup_para_frac"] == 0.3
+    assert rep.thresholds(ru)["dup_para_frac"] is None  # off in FineWeb-2
+    assert rep.thresholds(ru)["dup_line_frac"] != 0.3
+    assert GopherRepetition(dup_line_frac=0.5).thresholds(ru)["dup_line_frac"] == 0.5  # set by the user: wins
+    assert GopherRepetition(per_language=False).thresholds(ru)["dup_para_frac"] == 0.3
+    fw = FineWebQuality()
+    assert fw.thresholds(ru)["short_line_thr"] is None and fw.thresholds(ru)["char_duplicates_ratio"] == 0.1
+    assert fw.thresholds(en)["char_duplicates_ratio"] == 0.01
+
+
+def test_thai_stop_words_longer_than_one_character_are_found():
+    """Thai is split into characters; FineWeb-2's Thai stop words are whole words (ที่, และ)."""
+    text = ("กรุงเทพมหานครเป็นเมืองหลวงและเมืองที่มีประชากรมากที่สุดของประเทศไทย " * 20).strip()
+    doc = Document(text=text, id="th", metadata={"language": "th"})
+    assert GopherQuality(min_doc_words=10).filter(doc) is True
+    assert GopherQuality(min_doc_words=10).filter(Document(text="ก ข ค " * 40, id="t2", metadata={"language": "th"})) \
+        == (False, "gopher_stop_words")
