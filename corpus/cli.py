@@ -7,6 +7,7 @@
     corpus quality train --positive ... [--negative ...] [--label-key KEY] --output DIR
     corpus shards stats DIR | corpus shards verify DIR
     corpus train CONFIG.yaml --shards DIR --output DIR
+    corpus report RUN_DIR                            RUN_DIR/report.html: one page with plots
     corpus eval CHECKPOINT --text FILE                 loss and bits per byte on any text
     corpus sample CHECKPOINT [--prompt TEXT]
 """
@@ -126,6 +127,18 @@ def cmd_quality_train(args) -> int:
     return 0
 
 
+def cmd_report(args) -> int:
+    from corpus.config import ConfigError
+    from corpus.report import write_report
+
+    try:
+        path = write_report(args.run_dir)
+    except FileNotFoundError as e:
+        raise ConfigError(str(e)) from None
+    print(f"report: {path}")
+    return 0
+
+
 def cmd_shards_stats(args) -> int:
     import json
 
@@ -236,6 +249,11 @@ def build_parser() -> argparse.ArgumentParser:
     ve = shsub.add_parser("verify", help="check every shard against the manifest's sha256, rows and tokens")
     ve.add_argument("folder")
     ve.set_defaults(func=cmd_shards_verify)
+
+    rp = sub.add_parser("report", help="write RUN_DIR/report.html: funnel, languages, lengths, quality, duplicates, "
+                                       "tokenizer, shards, losses, ablation, examples")
+    rp.add_argument("run_dir")
+    rp.set_defaults(func=cmd_report)
 
     tr = sub.add_parser("train", help="train the GPT on token shards")
     tr.add_argument("config", nargs="?", help="a YAML file with train settings (a pipeline file's train: section works)")

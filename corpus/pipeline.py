@@ -23,7 +23,7 @@ from datatrove.pipeline.base import PipelineStep
 from datatrove.pipeline.filters.base_filter import BaseFilter
 from loguru import logger
 
-from corpus import catalog, console
+from corpus import catalog, console, report
 from corpus.config import ConfigError, PipelineConfig, RunError
 from corpus.core import funnel
 from corpus.core.io import remove_stale_temporaries, write_json
@@ -276,6 +276,11 @@ class Runner:
         self.run_stages(before_steps=False, results=results)
         summary["wall_seconds"] = round(time.time() - t0, 2)
         write_json(self.out / "summary.json", summary)
+        try:
+            logger.info(f"corpus: report {report.write_report(self.out)}")
+        except Exception as e:  # the run's data is complete; a report can be written again with `corpus report`
+            logger.error(f"corpus: the report could not be written ({type(e).__name__}: {e}); "
+                         f"the run's output is complete. Try `corpus report {self.out}`")
         logger.success(f"corpus: run {self.cfg.name} finished in {summary['wall_seconds']:.1f}s; summary: {self.out / 'summary.json'}")
         return summary
 

@@ -1,0 +1,302 @@
+"""``corpus report RUN_DIR``: one self-contained HTML file that shows a run.
+
+Everything comes from the run folder: ``summary.json`` (the funnel), the curated documents
+(``docs/``: languages, lengths, quality scores, kept examples), ``removed/`` when the run saved
+what it dropped (examples per reason), ``dedup/clusters.jsonl`` (cluster sizes, a few clusters),
+the shards (bytes per token by language, totals), ``train/metrics.csv`` (the loss curves) and
+``ablation/ablation.json``. Plots are drawn with matplotlib as inline SVG; the page has no
+script and loads nothing from outside, so it opens offline and can be mailed as one file.
+Large runs are sampled: at most ``SAMPLE`` documents are read from each folder.
+"""
+
+from __future__ import annotations
+
+import csv
+import html
+import io
+import json
+import random
+from collections import Counter, defaultdict
+from pathlib import Path
+
+from corpus.core.io import atomic_path
+
+SAMPLE = 50_000
+EXAMPLES = 3
+PREVIEW_CHARS = 400
+
+
+def _svg(fig) -> str:
+    import matplotlib.pyplot as plt
+
+    buf = io.StringIO()
+    fig.savefig(buf, format="svg", bbox_inches="tight")
+    plt.close(fig)
+    text = buf.getvalue()
+    return text[text.index("<svg"):]  # drop the XML prolog and doctype: inline SVG needs neither
+
+
+def _figure(width: float = 6.5, height: float = 3.0):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    plt.rcParams.update({"font.size": 9, "svg.fonttype": "none", "axes.spines.top": False, "axes.spines.right": False})
+    return plt.subplots(figsize=(width, height))
+
+
+def _read_documents(folder: Path, limit: int = SAMPLE) -> list[dict]:
+    """Up to ``limit`` documents from the JSONL files the run wrote in a folder, as dicts (id,
+    text, metadata); lines that do not parse are passed over (the run's own files, not input)."""
+    if not folder.is_dir():
+        return []
+    import fsspec
+
+    out = []
+    for path in sorted(p for p in folder.rglob("*.jsonl*") if p.is_file() and "_tmp" not in p.parts):
+        with fsspec.open(str(path), "rt", compression="infer", encoding="utf-8") as f:
+            for line in f:
+                try:
+                    row = json.loads(line)
+                except ValueError:
+                    continue
+                if isinstance(row, dict):
+                    out.append({"id": str(row.get("id", "")), "text": str(row.get("text") or ""),
+                                "metadata": row.get("metadata") or {}, "folder": path.parent.name})
+                if len(out) >= limit:
+                    return out
+    return out
+
+
+def _table(headers: list[str], rows: list[list]) -> str:
+    head = "".join(f"<th>{html.escape(str(h))}</th>" for h in headers)
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in row) + "</tr>" for row in rows)
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def _preview(doc: dict) -> str:
+    text = doc["text"][:PREVIEW_CHARS] + ("…" if len(doc["text"]) > PREVIEW_CHARS else "")
+    meta = doc["metadata"]
+    facts = [f"id {doc['id']}"] + [f"{k} {meta[k]}" for k in ("language", "quality_score", "filter_reason", "url")
+                                   if meta.get(k) not in (None, "")]
+    return f"<div class='doc'><div class='meta'>{html.escape(' · '.join(map(str, facts)))}</div>" \
+           f"<pre>{html.escape(text)}</pre></div>"
+
+
+def funnel_section(summary: dict) -> str:
+    steps = summary.get("steps", [])
+    rows = []
+    for s in steps:
+        reasons = ", ".join(f"{k}={v}" for k, v in sorted(s["dropped"].items(), key=lambda kv: -kv[1]))
+        skipped = ", ".join(f"{k}={v}" for k, v in sorted(s["skipped"].items(), key=lambda kv: -kv[1]))
+        lines = ", ".join(f"{k}={v}" for k, v in sorted(s["lines_removed"].items(), key=lambda kv: -kv[1]))
+        rows.append([s["step"], f"{s['files']} files" if s["documents_in"] is None else s["documents_in"],
+                     s["documents_out"], reasons, skipped, lines, s["seconds"]])
+    fig, ax = _figure(6.5, 0.35 * len(steps) + 0.8)
+    names = [s["step"] for s in steps][::-1]
+    ax.barh(names, [s["documents_out"] for s in steps][::-1], color="#3a7bd5")
+    ax.set_xlabel("documents out of each step")
+    return ("<h2>Funnel</h2>" + _svg(fig) +
+            _table(["step", "in", "out", "dropped", "skipped", "lines removed", "seconds"], rows))
+
+
+def languages_section(docs: list[dict]) -> str:
+    langs = Counter(d["metadata"].get("language", "?") for d in docs)
+    if not langs:
+        return ""
+    top = langs.most_common(15)
+    fig, ax = _figure(6.5, 2.6)
+    ax.bar([k for k, _ in top], [v for _, v in top], color="#2a9d8f")
+    ax.set_ylabel("curated documents")
+    return "<h2>Languages</h2>" + _svg(fig)
+
+
+def lengths_section(docs: list[dict]) -> str:
+    import numpy as np
+
+    lengths = [len(d["text"]) for d in docs if d["text"]]
+    if not lengths:
+        return ""
+    fig, ax = _figure()
+    bins = np.logspace(0, np.log10(max(lengths)) + 0.1, 30)
+    ax.hist(lengths, bins=bins, color="#e76f51")
+    ax.set_xscale("log")
+    ax.set_xlabel("characters per curated document")
+    ax.set_ylabel("documents")
+    p = np.percentile(lengths, [10, 50, 90])
+    return (f"<h2>Document lengths</h2>{_svg(fig)}<p>{len(lengths)} documents; characters: 10th percentile "
+            f"{int(p[0])}, median {int(p[1])}, 90th {int(p[2])}</p>")
+
+
+def quality_section(docs: list[dict]) -> str:
+    by_lang = defaultdict(list)
+    for d in docs:
+        q = d["metadata"].get("quality_score")
+        if isinstance(q, (int, float)):
+            by_lang[d["metadata"].get("language", "?")].append(q)
+    if not by_lang:
+        return ""
+    fig, ax = _figure()
+    for lang, scores in sorted(by_lang.items(), key=lambda kv: -len(kv[1]))[:6]:
+        ax.hist(scores, bins=20, range=(0, 1), histtype="step", linewidth=1.5, label=f"{lang} ({len(scores)})")
+    ax.set_xlabel("metadata.quality_score")
+    ax.set_ylabel("documents")
+    ax.legend()
+    return "<h2>Quality score by language</h2>" + _svg(fig)
+
+
+def dedup_section(run: Path, removed: list[dict]) -> str:
+    path = run / "dedup" / "clusters.jsonl"
+    if not path.exists():
+        return ""
+    clusters = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    if not clusters:
+        return "<h2>Duplicates</h2><p>No duplicate clusters were found.</p>"
+    sizes = Counter(c["size"] for c in clusters)
+    fig, ax = _figure(6.5, 2.4)
+    ax.bar([str(k) for k in sorted(sizes)], [sizes[k] for k in sorted(sizes)], color="#8d6cab")
+    ax.set_xlabel("cluster size (documents)")
+    ax.set_ylabel("clusters")
+    texts = {d["id"]: d for d in removed}
+    shown = []
+    for c in sorted(clusters, key=lambda c: -c["size"])[:3]:
+        items = "".join(f"<li>{html.escape(r['id'])}: {r['reason']}, similarity {r['similarity']}</li>"
+                        for r in c["removed"][:5])
+        sample = texts.get(c["removed"][0]["id"]) if c["removed"] else None
+        shown.append(f"<div class='cluster'><b>cluster of {c['size']}</b>, kept {html.escape(c['kept'])}<ul>{items}</ul>"
+                     + (_preview(sample) if sample else "") + "</div>")
+    removed_n = sum(len(c["removed"]) for c in clusters)
+    return (f"<h2>Duplicates</h2><p>{len(clusters)} clusters, {removed_n} documents removed.</p>"
+            + _svg(fig) + "".join(shown))
+
+
+def shards_section(run: Path) -> str:
+    folder = run / "shards"
+    if not (folder / "manifest.json").exists():
+        return ""
+    import pyarrow.compute as pc
+
+    from corpus.core.shards import open_shard, read_manifest, stats
+
+    st = stats(folder)
+    rows = [[split, s["documents"], s["tokens"], s["bytes"], s["bytes_per_token"]] for split, s in st["splits"].items()]
+    per_lang: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+    for entry in read_manifest(folder)["shards"]:
+        t = open_shard(folder / entry["file"]).select(["language", "num_bytes", "tokens"])
+        for lang, nbytes, n in zip(t.column("language").to_pylist(), t.column("num_bytes").to_pylist(),
+                                   pc.list_value_length(t.column("tokens")).to_pylist()):
+            per_lang[lang or "?"][0] += nbytes
+            per_lang[lang or "?"][1] += n
+    bpt = {k: v[0] / v[1] for k, v in per_lang.items() if v[1]}
+    top = sorted(bpt, key=lambda k: -per_lang[k][1])[:12]
+    fig, ax = _figure(6.5, 2.4)
+    ax.bar(top, [bpt[k] for k in top], color="#f4a261")
+    ax.set_ylabel("bytes per token")
+    return ("<h2>Tokenizer and shards</h2><p>Bytes per token by language (UTF-8 bytes of the document / its tokens; "
+            "more is better compression).</p>" + _svg(fig) +
+            _table(["split", "documents", "tokens", "bytes", "bytes/token"], rows))
+
+
+def training_section(run: Path) -> str:
+    path = run / "train" / "metrics.csv"
+    if not path.exists():
+        return ""
+    with open(path, newline="") as f:
+        rows = list(csv.DictReader(f))
+    if not rows:
+        return ""
+    fig, ax = _figure()
+    train = [(int(r["step"]), float(r["train_loss"])) for r in rows if r.get("train_loss")]
+    if train:
+        ax.plot(*zip(*train), label="train loss")
+    ax.plot([int(r["step"]) for r in rows], [float(r["val_loss"]) for r in rows], marker="o", label="validation loss")
+    ax.set_xlabel("step")
+    ax.set_ylabel("loss (nats/token)")
+    ax.legend()
+    last = rows[-1]
+    return (f"<h2>Training</h2>{_svg(fig)}<p>Last evaluation: step {last['step']}, validation loss "
+            f"{float(last['val_loss']):.4f}, {float(last['val_bpb']):.4f} bits per byte.</p>")
+
+
+def ablation_section(run: Path) -> str:
+    path = run / "ablation" / "ablation.json"
+    if not path.exists():
+        return ""
+    ab = json.loads(path.read_text())
+    arms = ab["arms"]
+    fig, ax = _figure(5, 2.6)
+    names = list(arms)
+    means = [arms[n]["mean_bpb"] for n in names]
+    spreads = [arms[n]["std_bpb"] for n in names]
+    ax.bar(names, means, yerr=spreads, capsize=6, color=["#adb5bd", "#2a9d8f"][: len(names)])
+    for n, a in arms.items():
+        ax.scatter([n] * len(a["bpb"]), a["bpb"], color="black", s=10, zorder=3)
+    ax.set_ylabel(f"bits per byte on {Path(ab['eval']).name}")
+    lo = min(min(a["bpb"]) for a in arms.values())
+    hi = max(max(a["bpb"]) for a in arms.values())
+    ax.set_ylim(lo - (hi - lo) - 0.02, hi + (hi - lo) + 0.02)
+    rows = [[n, a["documents"], a["tokens_trained"], f"{a['mean_bpb']:.4f} ± {a['std_bpb']:.4f}",
+             ", ".join(f"{x:.4f}" for x in a["bpb"])] for n, a in arms.items()]
+    return ("<h2>Ablation: raw vs curated</h2>" + _svg(fig) +
+            _table(["training data", "documents", "tokens trained", "bits/byte (mean ± sd)", "per seed"], rows) +
+            f"<p class='verdict'>{html.escape(ab['verdict'])}</p>")
+
+
+def examples_section(docs: list[dict], removed: list[dict]) -> str:
+    rng = random.Random(0)
+    parts = ["<h2>Examples</h2><h3>Kept</h3>"]
+    parts += [_preview(d) for d in rng.sample(docs, min(EXAMPLES, len(docs)))]
+    by_reason = defaultdict(list)
+    for d in removed:  # removed/<NN>-<step>/: the step that dropped it, and its reason
+        step = d["folder"].split("-", 1)[-1]
+        reason = "lines it removed" if d["id"].endswith("#lines") else d["metadata"].get("filter_reason", "dropped")
+        by_reason[f"{step}: {reason}"].append(d)
+    for reason, items in sorted(by_reason.items(), key=lambda kv: -len(kv[1])):
+        parts.append(f"<h3>Dropped: {html.escape(reason)} ({len(items)})</h3>")
+        parts += [_preview(d) for d in rng.sample(items, min(2, len(items)))]
+    if not removed:
+        parts.append("<p>The run did not save what it dropped: set <code>save_removed: true</code> to see "
+                     "examples per reason here.</p>")
+    return "".join(parts)
+
+
+STYLE = """
+body{font:14px/1.45 system-ui,sans-serif;max-width:980px;margin:2em auto;padding:0 1em;color:#222}
+h1{margin-bottom:.2em} h2{border-bottom:1px solid #ddd;padding-bottom:.2em;margin-top:2em}
+table{border-collapse:collapse;margin:.8em 0;font-size:13px} td,th{border:1px solid #ddd;padding:3px 7px;text-align:left;vertical-align:top}
+th{background:#f4f4f4} svg{max-width:100%;height:auto;display:block;margin:.5em 0}
+.doc{border-left:3px solid #ccc;margin:.6em 0;padding:.2em .8em;background:#fafafa}
+.doc pre{white-space:pre-wrap;margin:.3em 0;font-size:12px} .meta{color:#666;font-size:12px}
+.verdict{font-weight:bold;font-size:15px}
+"""
+
+
+def write_report(run_dir: str | Path) -> Path:
+    """Write ``RUN_DIR/report.html`` and return its path."""
+    run = Path(run_dir)
+    summary_path = run / "summary.json"
+    if not summary_path.exists():
+        raise FileNotFoundError(f"{run}: no summary.json; not a run folder (or the run has not finished its steps)")
+    summary = json.loads(summary_path.read_text())
+    docs_dir = Path(summary.get("stages", {}).get("tokenizer", {}).get("input", [str(run / "docs")])[0])
+    docs = _read_documents(docs_dir if docs_dir.is_absolute() else run / docs_dir)
+    if not docs:
+        docs = _read_documents(run / "docs")
+    removed = _read_documents(run / "removed")
+    first = summary["steps"][0] if summary.get("steps") else None
+    last = summary["steps"][-1] if summary.get("steps") else None
+    intro = (f"<p>{first['documents_out'] if first else 0} documents read, {last['documents_out'] if last else 0} "
+             f"kept; steps took {summary.get('steps_wall_seconds', '?')} s, the whole run "
+             f"{summary.get('wall_seconds', '?')} s. Output: {html.escape(str(summary.get('output_dir', run)))}</p>")
+    sections = [funnel_section(summary), languages_section(docs), lengths_section(docs), quality_section(docs),
+                dedup_section(run, removed), shards_section(run), training_section(run), ablation_section(run),
+                examples_section(docs, removed)]
+    page = (f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>corpus report: "
+            f"{html.escape(str(summary.get('name', run.name)))}</title><style>{STYLE}</style></head><body>"
+            f"<h1>corpus report: {html.escape(str(summary.get('name', run.name)))}</h1>{intro}"
+            + "".join(s for s in sections if s) + "</body></html>")
+    path = run / "report.html"
+    with atomic_path(path) as tmp:
+        Path(tmp).write_text(page, encoding="utf-8")
+    return path

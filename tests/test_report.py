@@ -1,0 +1,76 @@
+"""`corpus report`: one self-contained HTML page per run, checked in headless Chromium."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import CORPUS, ROOT
+
+
+def chromium() -> str:
+    for name in ("chromium", "chromium-browser", "google-chrome"):
+        if shutil.which(name):
+            return shutil.which(name)
+    pytest.skip("headless Chromium is absent: apt-get install -y chromium (make test installs it)")
+
+
+def render(page: Path, out: Path) -> tuple[str, str, Path]:
+    """The DOM after load, Chromium's console log, and a full-page screenshot."""
+    browser = chromium()
+    common = [browser, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", "--enable-logging=stderr",
+              "--v=0", "--no-first-run", f"--user-data-dir={out / 'profile'}"]
+    dom = subprocess.run(common + ["--dump-dom", page.as_uri()], capture_output=True, text=True, timeout=120)
+    shot = out / "report.png"
+    run = subprocess.run(common + ["--window-size=1100,3000", f"--screenshot={shot}", page.as_uri()],
+                         capture_output=True, text=True, timeout=120)
+    return dom.stdout, dom.stderr + run.stderr, shot
+
+
+@pytest.fixture(scope="module")
+def web_run(tmp_path_factory):
+    from tests.conftest import shared_path
+
+    shared_path("warc")
+    out = tmp_path_factory.mktemp("web") / "run"
+    proc = subprocess.run(CORPUS + ["run", str(ROOT / "pipelines" / "web.yaml"), "--set", f"output_dir={out}",
+                                    "--set", "save_removed=true"], capture_output=True, text=True, cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return out
+
+
+def test_corpus_run_writes_a_self_contained_report(web_run):
+    page = web_run / "report.html"
+    assert page.exists()
+    text = page.read_text(encoding="utf-8")
+    for section in ("Funnel", "Languages", "Document lengths", "Quality score by language", "Duplicates",
+                    "Tokenizer and shards", "Examples"):
+        assert f"<h2>{section}" in text, section
+    assert "gopher_quality" in text and "line_cleaner: lines it removed" in text
+    assert not re.search(r"(src|href)=['\"]?(https?:)?//", text), "the report must not load anything from outside"
+    assert "<script" not in text
+
+
+def test_report_loads_in_chromium_and_shows_its_plots(web_run, tmp_path):
+    from PIL import Image
+
+    dom, log, shot = render(web_run / "report.html", tmp_path)
+    assert dom.count("<svg") >= 5, "the plots are inline SVG"
+    assert "Funnel" in dom
+    errors = [line for line in log.splitlines() if "CONSOLE" in line or "Failed to load resource" in line]
+    assert not errors, errors
+    image = Image.open(shot).convert("L")
+    # the top of the page (title, funnel chart) is drawn: many pixels are not background
+    top = image.crop((0, 0, image.width, 1200))
+    dark = sum(top.histogram()[:200])
+    assert dark > 10_000, f"only {dark} drawn pixels: the page looks blank"
+    shutil.copy(shot, web_run / "report.png")  # kept beside the run for a person to look at
+
+
+def test_report_of_a_folder_that_is_not_a_run_is_a_clear_error(tmp_path):
+    proc = subprocess.run(CORPUS + ["report", str(tmp_path)], capture_output=True, text=True)
+    assert proc.returncode == 2 and "no summary.json" in proc.stderr
