@@ -8,6 +8,7 @@
     corpus shards stats DIR | corpus shards verify DIR
     corpus train CONFIG.yaml --shards DIR --output DIR
     corpus report RUN_DIR                            RUN_DIR/report.html: one page with plots
+    corpus ablate RUN_DIR --eval PATH --tokens N [--seeds K]   raw vs curated, same GPT and budget
     corpus eval CHECKPOINT --text FILE                 loss and bits per byte on any text
     corpus sample CHECKPOINT [--prompt TEXT]
 """
@@ -139,6 +140,25 @@ def cmd_report(args) -> int:
     return 0
 
 
+def cmd_ablate(args) -> int:
+    from corpus.ablate import ablate
+    from corpus.config import ConfigError, apply_overrides
+
+    try:
+        overrides: dict = {}
+        apply_overrides(overrides, args.set or [])
+        result = ablate(args.run_dir, args.eval, args.tokens, args.seeds, overrides)
+    except (ValueError, FileNotFoundError) as e:
+        raise ConfigError(f"corpus ablate: {e}") from None
+    print(f"ablation on {result['eval']} ({result['eval_bytes']} bytes), {result['tokens']} training tokens per model, "
+          f"{result['seeds']} seeds:")
+    for arm, a in result["arms"].items():
+        print(f"  {arm:<8} {a['documents']:>7} documents  bits/byte {a['mean_bpb']:.4f} ± {a['std_bpb']:.4f}  "
+              f"({', '.join(f'{x:.4f}' for x in a['bpb'])})")
+    print(result["verdict"])
+    return 0
+
+
 def cmd_shards_stats(args) -> int:
     import json
 
@@ -254,6 +274,15 @@ def build_parser() -> argparse.ArgumentParser:
                                        "tokenizer, shards, losses, ablation, examples")
     rp.add_argument("run_dir")
     rp.set_defaults(func=cmd_report)
+
+    ab = sub.add_parser("ablate", help="train the same GPT on the run's raw and curated documents; compare bits "
+                                       "per byte on trusted text")
+    ab.add_argument("run_dir")
+    ab.add_argument("--eval", required=True, help="text or documents you trust, in neither training set")
+    ab.add_argument("--tokens", type=int, required=True, help="training tokens per model")
+    ab.add_argument("--seeds", type=int, default=3)
+    ab.add_argument("--set", action="append", metavar="KEY=VALUE", help="model and training settings, e.g. n_layer=2")
+    ab.set_defaults(func=cmd_ablate)
 
     tr = sub.add_parser("train", help="train the GPT on token shards")
     tr.add_argument("config", nargs="?", help="a YAML file with train settings (a pipeline file's train: section works)")

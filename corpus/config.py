@@ -37,7 +37,7 @@ class RunError(Exception):
     naming what to look at; the run folder keeps what was done, and the same command resumes."""
 
 
-RUN_KEYS = ("name", "output_dir", "executor", "save_removed", "steps")  # and one key per registered stage
+RUN_KEYS = ("name", "output_dir", "executor", "save_removed", "save_raw", "steps")  # and one key per registered stage
 EXECUTOR_TYPES = ("local", "ray", "slurm")
 
 
@@ -56,6 +56,7 @@ class PipelineConfig:
     executor: dict[str, Any] = field(default_factory=lambda: {"type": "local"})
     stages: dict[str, Any] = field(default_factory=dict)  # configured stages, in run order: name -> config
     save_removed: bool = False  # write what each filter drops to removed/<NN>-<step>/
+    save_raw: bool = False  # write the documents as read and extracted, before any filter, to raw/ (for corpus ablate)
     source: str = "<config>"
     raw: dict = field(default_factory=dict)  # resolved YAML, written to the run folder
 
@@ -187,9 +188,9 @@ def config_from_dict(raw: Any, source: str = "<config>", overrides: list[str] = 
                           f"got {executor['workers']}")
 
     steps = _validate_steps(raw.get("steps"), source)
-    save_removed = raw.get("save_removed", False)
-    if not isinstance(save_removed, bool):
-        raise ConfigError(f"{source}: 'save_removed' must be true or false, got {save_removed!r}")
+    for key in ("save_removed", "save_raw"):
+        if not isinstance(raw.get(key, False), bool):
+            raise ConfigError(f"{source}: '{key}' must be true or false, got {raw[key]!r}")
 
     stages = {key: stage_config(key, raw[key], source) for key in registered if raw.get(key) is not None}
     for key in stages:
@@ -202,7 +203,8 @@ def config_from_dict(raw: Any, source: str = "<config>", overrides: list[str] = 
         output_dir=Path(output_dir),
         steps=steps,
         executor=executor,
-        save_removed=save_removed,
+        save_removed=raw.get("save_removed", False),
+        save_raw=raw.get("save_raw", False),
         source=source,
         raw=raw,
         stages=stages,

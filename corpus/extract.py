@@ -57,6 +57,7 @@ class TrafilaturaExtractor(Funnel, PipelineStep):
 
     name = "⛏ trafilatura"
     type = "🛢 - EXTRAC"
+    makes_text = True  # the runner's save_raw copies documents after the readers and this
 
     def __init__(
         self,

@@ -81,11 +81,20 @@ class Runner:
         self.cfg = cfg
         self.out = cfg.output_dir
         self.steps = instantiate_steps(cfg)
+        for index, step in enumerate(self.steps):
+            step.yaml_index = index  # the runner's own steps (writers it adds) get None
         self.stages = [catalog.stages()[name] for name in cfg.stages]
         if any(st.reads_documents for st in self.stages) and not any(getattr(s, "output_param", None) for s in self.steps):
             # a stage reads the curated documents: keep them
             self.steps.append(JsonlWriter(str(self.out / "docs")))
             self.steps[-1].yaml_index = None
+        if cfg.save_raw:  # documents as read and extracted, before any filter: what `corpus ablate` trains on as raw
+            head = 0
+            while head < len(self.steps) and (getattr(self.steps[head], "is_reader", False)
+                                               or getattr(self.steps[head], "makes_text", False)):
+                head += 1
+            self.steps.insert(head, JsonlWriter(str(self.out / "raw")))
+            self.steps[head].yaml_index = None
         self._check_executor()
 
     # ------------------------------------------------------------ executors

@@ -277,10 +277,11 @@ def finish(run: Run, last_loss: float | None) -> dict:
         "checkpoint": str(run.checkpoint),
     }
     if run.master:
-        sample = generate_sample(run.model, run.tokenizer, run.cfg, run.device)
-        (run.out_dir / "sample.txt").write_text(sample, encoding="utf-8")
-        print(f"\n--- sample ---\n{sample}\n--------------", flush=True)
-        result["sample"] = sample
+        if run.cfg.sample_tokens:
+            sample = generate_sample(run.model, run.tokenizer, run.cfg, run.device)
+            (run.out_dir / "sample.txt").write_text(sample, encoding="utf-8")
+            print(f"\n--- sample ---\n{sample}\n--------------", flush=True)
+            result["sample"] = sample
         write_json(run.out_dir / "result.json", result)
         logger.info(f"train: val loss {result['first_val_loss']} → {result['final_val_loss']}, "
                     f"val bits/byte {result['first_val_bpb']} → {result['final_val_bpb']}")

@@ -1,0 +1,73 @@
+"""`corpus ablate`: the same GPT on a run's raw and curated documents, scored on trusted text."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+
+import pytest
+
+from corpus.ablate import verdict, write_training_docs
+from tests.conftest import CORPUS, ROOT, shared_path
+
+TINY = ["--set", "n_layer=1", "--set", "n_head=2", "--set", "n_embd=32", "--set", "block_size=32",
+        "--set", "batch_size=8", "--set", "device=cpu"]
+
+
+@pytest.fixture(scope="module")
+def web_run(tmp_path_factory):
+    shared_path("warc")
+    out = tmp_path_factory.mktemp("ablate") / "run"
+    proc = subprocess.run(CORPUS + ["run", str(ROOT / "pipelines" / "web.yaml"), "--set", f"output_dir={out}",
+                                    "--set", "save_raw=true"], capture_output=True, text=True, cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return out
+
+
+def test_ablate_trains_both_arms_on_the_same_budget_and_resumes(web_run):
+    faq = shared_path("sites", "python-docs", "_sources", "faq")
+    eval_glob = str(faq / "[dg]*.rst.txt")  # design.rst.txt, general.rst.txt, gui.rst.txt
+    args = CORPUS + ["ablate", str(web_run), "--eval", eval_glob, "--tokens", "3000", "--seeds", "2"] + TINY
+    first = subprocess.run(args, capture_output=True, text=True, cwd=ROOT)
+    assert first.returncode == 0, first.stderr[-3000:]
+    result = json.loads((web_run / "ablation" / "ablation.json").read_text())
+    raw, curated = result["arms"]["raw"], result["arms"]["curated"]
+    assert raw["documents"] > curated["documents"] > 0  # raw: every extracted page; curated: what the run kept
+    assert raw["tokens_trained"] == curated["tokens_trained"] >= 3000
+    assert len(raw["bpb"]) == len(curated["bpb"]) == 2 and all(0 < x < 20 for x in raw["bpb"] + curated["bpb"])
+    assert raw["bpb"][0] != raw["bpb"][1]  # different seeds, different models
+    assert result["verdict"].startswith("curated ") and "seed noise" in result["verdict"]
+    assert "raw" in first.stdout and "curated" in first.stdout and "bits/byte" in first.stdout
+    assert "Ablation: raw vs curated" in (web_run / "report.html").read_text(encoding="utf-8")
+    # run again: every seed is done, nothing is trained, the figures are the same
+    again = subprocess.run(args, capture_output=True, text=True, cwd=ROOT)
+    assert again.returncode == 0 and "ablate: training" not in again.stderr
+    assert json.loads((web_run / "ablation" / "ablation.json").read_text())["arms"] == result["arms"]
+
+
+def test_a_run_without_raw_documents_says_how_to_keep_them(tmp_path):
+    (tmp_path / "tokenizer").mkdir()
+    (tmp_path / "tokenizer" / "tokenizer.model").write_bytes(b"x")
+    proc = subprocess.run(CORPUS + ["ablate", str(tmp_path), "--eval", "x.txt", "--tokens", "10"],
+                          capture_output=True, text=True)
+    assert proc.returncode == 2 and "save_raw: true" in proc.stderr
+
+
+def test_evaluation_text_never_enters_a_training_set(tmp_path):
+    from corpus.ablate import _digest
+
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "a.jsonl").write_text(json.dumps({"id": "1", "text": "The eval   text."}) + "\n"
+                                 + json.dumps({"id": "2", "text": "Other text."}) + "\n")
+    kept, left_out = write_training_docs(src, tmp_path / "out", {_digest("The eval text.")})
+    assert (kept, left_out) == (1, 1)
+    assert "Other text." in (tmp_path / "out" / "docs.jsonl").read_text()
+
+
+def test_verdict_weighs_the_difference_against_seed_noise():
+    words, diff, se = verdict([2.0, 2.1, 2.2], [1.5, 1.6, 1.7])
+    assert "curated better by 0.5000" in words and "larger than seed noise" in words
+    words, _, _ = verdict([2.0, 2.4, 1.6], [1.9, 2.3, 1.7])
+    assert "smaller than seed noise" in words
+    assert "no estimate of seed noise" in verdict([2.0], [1.9])[0]
