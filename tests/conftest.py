@@ -38,3 +38,17 @@ def shared():
 def _quiet_threads(monkeypatch):
     # torch on 2 threads slows down 10x while another process keeps a core busy
     monkeypatch.setenv("OMP_WAIT_POLICY", "PASSIVE")
+
+
+@pytest.fixture(scope="session")
+def web_run(tmp_path_factory):
+    """pipelines/web.yaml run once on the shared WARCs, keeping what it drops and its raw documents."""
+    import subprocess
+
+    shared_path("warc")
+    out = tmp_path_factory.mktemp("web") / "run"
+    proc = subprocess.run(CORPUS + ["run", str(ROOT / "pipelines" / "web.yaml"), "--set", f"output_dir={out}",
+                                    "--set", "save_removed=true", "--set", "save_raw=true"],
+                          capture_output=True, text=True, cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return out

@@ -14,16 +14,6 @@ TINY = ["--set", "n_layer=1", "--set", "n_head=2", "--set", "n_embd=32", "--set"
         "--set", "batch_size=8", "--set", "device=cpu"]
 
 
-@pytest.fixture(scope="module")
-def web_run(tmp_path_factory):
-    shared_path("warc")
-    out = tmp_path_factory.mktemp("ablate") / "run"
-    proc = subprocess.run(CORPUS + ["run", str(ROOT / "pipelines" / "web.yaml"), "--set", f"output_dir={out}",
-                                    "--set", "save_raw=true"], capture_output=True, text=True, cwd=ROOT)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    return out
-
-
 def test_ablate_trains_both_arms_on_the_same_budget_and_resumes(web_run):
     faq = shared_path("sites", "python-docs", "_sources", "faq")
     eval_glob = str(faq / "[dg]*.rst.txt")  # design.rst.txt, general.rst.txt, gui.rst.txt

@@ -31,18 +31,6 @@ def render(page: Path, out: Path) -> tuple[str, str, Path]:
     return dom.stdout, dom.stderr + run.stderr, shot
 
 
-@pytest.fixture(scope="module")
-def web_run(tmp_path_factory):
-    from tests.conftest import shared_path
-
-    shared_path("warc")
-    out = tmp_path_factory.mktemp("web") / "run"
-    proc = subprocess.run(CORPUS + ["run", str(ROOT / "pipelines" / "web.yaml"), "--set", f"output_dir={out}",
-                                    "--set", "save_removed=true"], capture_output=True, text=True, cwd=ROOT)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    return out
-
-
 def test_corpus_run_writes_a_self_contained_report(web_run):
     page = web_run / "report.html"
     assert page.exists()
