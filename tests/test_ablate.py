@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import subprocess
 
-import pytest
 
 from corpus.ablate import verdict, write_training_docs
 from tests.conftest import CORPUS, ROOT, shared_path
