@@ -16,7 +16,9 @@
 Chains: ``corpus`` is ``web.yaml``'s steps after extraction; ``datatrove`` is datatrove's own
 GopherQualityFilter, GopherRepetitionFilter, C4QualityFilter and FineWebQualityFilter with their
 defaults and the excerpt's language (their word tokenizers need ``pip install spacy``: spaCy's
-blank pipelines run offline; a chain that cannot run says why).
+blank pipelines run offline; a chain that cannot run says why). ``classifier`` is the
+``quality_classifier`` step with a model trained (``corpus quality train``) on the dev half's
+labels only, so only its test-half figures are given; ``nl+clf`` runs it after ``corpus-nl``.
 """
 
 from __future__ import annotations
@@ -84,13 +86,36 @@ def run_chain(steps, docs):
     return kept, len(docs) / max(1e-9, time.perf_counter() - t)
 
 
+def train_dev_classifier(labelled: list[dict], folder: str) -> str:
+    """A quality_classifier model trained on the dev half's labels only (`corpus quality train`)."""
+    import os
+
+    from corpus.filters.classifier import ClassifierConfig, train_classifier
+
+    path = os.path.join(folder, "dev.jsonl")
+    with open(path, "w", encoding="utf-8") as f:
+        for r in labelled:
+            if half(r["id"]) == "dev":
+                f.write(json.dumps({"id": r["id"], "text": r["text"], "keep": r["keep"], "lang": r["lang"]}) + "\n")
+    train_classifier([path], [], os.path.join(folder, "model"), ClassifierConfig(held_out=0.1), label_key="keep")
+    return os.path.join(folder, "model", "model.bin")
+
+
 def labels_table():
+    import tempfile
+
+    from corpus.filters.classifier import QualityClassifier
+
     rows = [json.loads(line) for line in (SHARED / "web-quality" / "hplt2-excerpts.jsonl").open()]
     labelled = [r for r in rows if r.get("labelled") and r["lang"] in LANGS]
+    model = train_dev_classifier(labelled, tempfile.mkdtemp())
     chains = {"corpus": lambda lang: corpus_chain(), "corpus-nl": lambda lang: corpus_chain(line_rules=False),
+              "classifier": lambda lang: [QualityClassifier(model, min_score=0.5)],
+              "nl+clf": lambda lang: corpus_chain(line_rules=False) + [QualityClassifier(model, min_score=0.5)],
               "datatrove": datatrove_chain, "dt-nl": lambda lang: datatrove_chain(lang, line_rules=False)}
     print(f"\n{len(labelled)} labelled excerpts; keep% = human-kept kept, drop% = human-dropped dropped")
     print("-nl: the same without the rules that need line breaks (the excerpts have none)")
+    print("classifier: quality_classifier (min_score 0.5) trained on the dev half's labels: test half only")
     print(f"{'chain':<10}{'lang':<6}{'half':<6}{'kept n':>7}{'keep%':>8}{'dropped n':>10}{'drop%':>8}{'docs/s':>9}")
     for name, make in chains.items():
         kept, docs, seconds = set(), 0, 0.0
@@ -105,7 +130,7 @@ def labels_table():
             continue
         speed = docs / seconds
         for lang in LANGS:
-            for part in ("test", "all"):
+            for part in ("test",) if name in ("classifier", "nl+clf") else ("test", "all"):
                 sel = [r for r in labelled if r["lang"] == lang and (part == "all" or half(r["id"]) == part)]
                 good = [r for r in sel if r["keep"]]
                 bad = [r for r in sel if not r["keep"]]

@@ -38,17 +38,18 @@ def _digest(text: str) -> str:
     return hashlib.blake2b(" ".join(text.split()).encode(), digest_size=16).hexdigest()
 
 
-def eval_text(path: str) -> tuple[str, set[str]]:
-    """The evaluation text (documents joined by blank lines) and the digests of its documents."""
+def eval_text(path: str, key: str | None = None) -> tuple[str, set[str]]:
+    """The evaluation text (documents joined by blank lines) and the digests of its documents;
+    with ``key``, only the documents whose metadata ``key`` is true (e.g. human ``keep`` labels)."""
     from corpus.readers import documents
 
     p = Path(path)
-    if p.is_file() and p.suffix in (".txt", ".md", ".text"):
+    if key is None and p.is_file() and p.suffix in (".txt", ".md", ".text"):
         text = p.read_text(encoding="utf-8")
         return text, {_digest(text)}
-    docs = [d.text for d in documents([path]) if d.text.strip()]
+    docs = [d.text for d in documents([path]) if d.text.strip() and (key is None or d.metadata.get(key) is True)]
     if not docs:
-        raise ValueError(f"--eval {path}: no documents")
+        raise ValueError(f"--eval {path}: no documents" + (f" with {key!r} true" if key else ""))
     return "\n\n".join(docs), {_digest(t) for t in docs}
 
 
@@ -99,7 +100,8 @@ def verdict(raw: list[float], curated: list[float]) -> tuple[str, float, float |
             f"noise (2 standard errors = {2 * se:.4f})"), diff, se
 
 
-def ablate(run_dir: str | Path, eval_path: str, tokens: int, seeds: int = 3, overrides: dict | None = None) -> dict:
+def ablate(run_dir: str | Path, eval_path: str, tokens: int, seeds: int = 3, overrides: dict | None = None,
+           eval_key: str | None = None) -> dict:
     from corpus.tokenizer.encode import ShardsConfig, write_shards
     from corpus.trainer.evaluate import evaluate_text
     from corpus.trainer.train import train
@@ -118,7 +120,7 @@ def ablate(run_dir: str | Path, eval_path: str, tokens: int, seeds: int = 3, ove
     docs_input = summary.get("stages", {}).get("tokenizer", {}).get("input")
     if docs_input:
         sources["curated"] = Path(docs_input[0])
-    text, exclude = eval_text(eval_path)
+    text, exclude = eval_text(eval_path, eval_key)
     cfg = train_config(run, tokens, overrides)
     out = run / "ablation"
     arms = {}
@@ -161,7 +163,7 @@ def ablate(run_dir: str | Path, eval_path: str, tokens: int, seeds: int = 3, ove
                      "mean_bpb": round(statistics.mean(bpb), 4),
                      "std_bpb": round(statistics.stdev(bpb), 4) if len(bpb) > 1 else 0.0}
     words, diff, se = verdict(arms["raw"]["bpb"], arms["curated"]["bpb"])
-    result = {"eval": str(eval_path), "eval_bytes": len(text.encode("utf-8")), "tokens": tokens, "seeds": seeds,
+    result = {"eval": str(eval_path), "eval_key": eval_key, "eval_documents": len(exclude), "eval_bytes": len(text.encode("utf-8")), "tokens": tokens, "seeds": seeds,
               "model": {k: getattr(cfg, k) for k in ("n_layer", "n_head", "n_embd", "block_size", "batch_size",
                                                       "max_steps", "learning_rate")},
               "arms": arms, "difference_bpb": round(diff, 4),

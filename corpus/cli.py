@@ -147,7 +147,7 @@ def cmd_ablate(args) -> int:
     try:
         overrides: dict = {}
         apply_overrides(overrides, args.set or [])
-        result = ablate(args.run_dir, args.eval, args.tokens, args.seeds, overrides)
+        result = ablate(args.run_dir, args.eval, args.tokens, args.seeds, overrides, args.eval_key)
     except (ValueError, FileNotFoundError) as e:
         raise ConfigError(f"corpus ablate: {e}") from None
     print(f"ablation on {result['eval']} ({result['eval_bytes']} bytes), {result['tokens']} training tokens per model, "
@@ -279,6 +279,7 @@ def build_parser() -> argparse.ArgumentParser:
                                        "per byte on trusted text")
     ab.add_argument("run_dir")
     ab.add_argument("--eval", required=True, help="text or documents you trust, in neither training set")
+    ab.add_argument("--eval-key", help="only the --eval documents whose metadata KEY is true (e.g. keep)")
     ab.add_argument("--tokens", type=int, required=True, help="training tokens per model")
     ab.add_argument("--seeds", type=int, default=3)
     ab.add_argument("--set", action="append", metavar="KEY=VALUE", help="model and training settings, e.g. n_layer=2")
