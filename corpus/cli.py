@@ -1,6 +1,7 @@
 """The ``corpus`` command line.
 
     corpus run PIPELINE.yaml [--set key=value ...]   run a pipeline
+    corpus crawl PIPELINE.yaml [--worker NAME]       run only the crawl: stage (WARC files in crawl/)
     corpus steps                                     list steps, their parameters and defaults
     corpus init [PATH]                               write a commented starter pipeline.yaml
     corpus tokenizer train --input ... --vocab-size N --output DIR
@@ -60,6 +61,26 @@ def cmd_run(args) -> int:
     cfg = load_config(args.pipeline, args.set or [])
     Runner(cfg).run()
     return 0
+
+
+def cmd_crawl(args) -> int:
+    from corpus.config import ConfigError, RunError, load_config
+
+    cfg = load_config(args.pipeline, args.set or [])
+    if "crawl" not in cfg.stages:
+        raise ConfigError(f"{args.pipeline}: no crawl: section (seeds, allowed_domains, delay, ...)")
+    from corpus.crawler.frontier import FrontierError
+    from corpus.crawler.run import CrawlError, crawl, write_spec
+
+    try:
+        if args.worker is None:
+            crawl(cfg.output_dir, cfg.name, cfg.stages["crawl"])
+            return 0
+        from corpus.crawler.worker import run_worker  # one more process on a shared redis:// frontier
+
+        return run_worker(str(write_spec(cfg.output_dir, cfg.name, cfg.stages["crawl"])), args.worker)
+    except (CrawlError, FrontierError, ValueError) as e:
+        raise RunError(f"crawl: {e}") from None
 
 
 def cmd_steps(args) -> int:
@@ -226,6 +247,12 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("pipeline")
     r.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a key, e.g. executor.tasks=8 or steps.warc_reader.paths=[a.warc.gz]")
     r.set_defaults(func=cmd_run)
+
+    c = sub.add_parser("crawl", help="run only the crawl: stage of a pipeline (WARC files in RUN/crawl/)")
+    c.add_argument("pipeline")
+    c.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a key, e.g. crawl.max_pages=100")
+    c.add_argument("--worker", help="run one more crawler process with this name (another machine, shared frontier)")
+    c.set_defaults(func=cmd_crawl)
 
     s = sub.add_parser("steps", help="list the steps, their parameters and defaults")
     s.add_argument("name", nargs="*")

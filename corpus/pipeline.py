@@ -64,6 +64,10 @@ def instantiate_steps(cfg: PipelineConfig) -> list[PipelineStep]:
     for sc in cfg.steps:
         cls = registry[sc.name]
         params = dict(sc.params)
+        if "crawl" in cfg.stages and isinstance(params.get("paths"), list):
+            # the crawl stage writes into the run folder: crawl/... means the run's crawl/ folder
+            params["paths"] = [str(cfg.output_dir / p) if isinstance(p, str) and p.startswith("crawl/") else p
+                               for p in params["paths"]]
         out_param = getattr(cls, "output_param", None)
         if out_param:
             value = params.get(out_param, "docs")
@@ -80,22 +84,26 @@ class Runner:
     def __init__(self, cfg: PipelineConfig):
         self.cfg = cfg
         self.out = cfg.output_dir
-        self.steps = instantiate_steps(cfg)
-        for index, step in enumerate(self.steps):
-            step.yaml_index = index  # the runner's own steps (writers it adds) get None
         self.stages = [catalog.stages()[name] for name in cfg.stages]
-        if any(st.reads_documents for st in self.stages) and not any(getattr(s, "output_param", None) for s in self.steps):
-            # a stage reads the curated documents: keep them
-            self.steps.append(JsonlWriter(str(self.out / "docs")))
-            self.steps[-1].yaml_index = None
-        if cfg.save_raw:  # documents as read and extracted, before any filter: what `corpus ablate` trains on as raw
-            head = 0
-            while head < len(self.steps) and (getattr(self.steps[head], "is_reader", False)
-                                               or getattr(self.steps[head], "makes_text", False)):
-                head += 1
-            self.steps.insert(head, JsonlWriter(str(self.out / "raw")))
-            self.steps[head].yaml_index = None
+        # a stage before the steps (the crawl) makes their input: build them after it has run
+        self.steps = [] if any(st.before_steps for st in self.stages) else self.build_steps()
         self._check_executor()
+
+    def build_steps(self) -> list[PipelineStep]:
+        steps = instantiate_steps(self.cfg)
+        for index, step in enumerate(steps):
+            step.yaml_index = index  # the runner's own steps (writers it adds) get None
+        if any(st.reads_documents for st in self.stages) and not any(getattr(s, "output_param", None) for s in steps):
+            # a stage reads the curated documents: keep them
+            steps.append(JsonlWriter(str(self.out / "docs")))
+            steps[-1].yaml_index = None
+        if self.cfg.save_raw:  # documents as read and extracted, before any filter: what `corpus ablate` trains on as raw
+            head = 0
+            while head < len(steps) and (getattr(steps[head], "is_reader", False) or getattr(steps[head], "makes_text", False)):
+                head += 1
+            steps.insert(head, JsonlWriter(str(self.out / "raw")))
+            steps[head].yaml_index = None
+        return steps
 
     # ------------------------------------------------------------ executors
     def _check_executor(self):
@@ -240,7 +248,9 @@ class Runner:
     def _summaries(self, parts: dict[int, list]) -> list[StepSummary]:
         """The funnel of every YAML step, read through the funnel contract."""
         summaries = []
-        for sc, step in zip(self.cfg.steps, self.steps):
+        by_index = {s.yaml_index: s for s in self.steps if s.yaml_index is not None}
+        for sc in self.cfg.steps:
+            step = by_index[sc.index]
             group = parts.get(sc.index, [])
             c = funnel.counts([counts for side, _, counts in group if not side], reader=getattr(step, "is_reader", False))
             for name, value in funnel.other_counters([counts for side, _, counts in group if side]).items():
@@ -265,6 +275,11 @@ class Runner:
         t0 = time.time()
         results: dict[str, dict] = {}
         self.run_stages(before_steps=True, results=results)
+        if not self.steps:
+            try:
+                self.steps = self.build_steps()
+            except ConfigError as e:
+                raise RunError(str(e)) from None
         summaries, steps_seconds = self.run_steps()
         summary = {
             "name": self.cfg.name,
