@@ -39,8 +39,15 @@ def crawl(output_dir: Path, run: str, cfg: CrawlConfig) -> dict:
     t0 = time.time()
     procs = [subprocess.Popen([sys.executable, "-m", "corpus.crawler.worker", str(spec), str(i)])
              for i in range(cfg.processes)]
-    codes = [p.wait() for p in procs]
+    try:
+        codes = [p.wait() for p in procs]
+    finally:
+        for p in procs:  # interrupted (Ctrl-C): stop the workers too; a re-run resumes
+            if p.poll() is None:
+                p.terminate()
     if any(codes):
+        if cfg.frontier == "local":
+            stop_local_redis(redis_url)
         raise CrawlError(f"crawler process exited with {codes}; see {folder / 'logs'}")
     workers = [json.loads(p.read_text()) for p in sorted((folder / "stats").glob("worker-*.json"))]
     server = redis.Redis.from_url(redis_url)

@@ -215,12 +215,19 @@ class CorpusSpider(scrapy.Spider):
             return
         reason = type(failure.value).__name__
         message = str(failure.value)
-        if "robots.txt" in message or reason == "IgnoreRequest" and "Forbidden by robots" in message:
+        if "robots.txt" in message or "Forbidden by robots" in message:
             reason = "robots_disallowed"
         elif "private address" in message:
             reason = "private_address"
-        elif "maxsize" in message.lower() or "Cancelling download" in message:
+        elif "Cancelled" in reason or "maxsize" in message.lower() or "max size" in message.lower():
             reason = "too_large"
+        elif "Timeout" in reason or "timed out" in message.lower():
+            reason = "timeout"
+        elif reason in ("DownloadFailedError", "ResponseFailed", "ConnectionLost", "ConnectionRefusedError",
+                        "ConnectError", "DNSLookupError", "ResponseNeverReceived"):
+            reason = "connection_failed"
+        elif reason == "IgnoreRequest" and "redirect" in message.lower():
+            reason = "too_many_redirects"
         stats.inc_value(f"corpus/failed/{reason}")
         self.done(request)
 
@@ -270,6 +277,7 @@ class Progress:
         crawler.signals.connect(self.idle, signal=signals.spider_idle)
         crawler.signals.connect(self.tick, signal=signals.response_received)
         crawler.signals.connect(self.closed, signal=signals.spider_closed)
+        crawler.signals.connect(self.dropped, signal=signals.request_dropped)
 
     @classmethod
     def from_crawler(cls, crawler):
@@ -299,6 +307,11 @@ class Progress:
             print(f"crawl[{f['worker']}]: {f['pages']} pages, {f['pages_per_s']}/s, queue {f['queue']}, "
                   f"status {f['by_status']}, {f['bytes']} bytes, robots-disallowed {f['robots_disallowed']}, "
                   f"off-scope {sum(f['off_scope'].values())}", flush=True)
+
+    def dropped(self, request, spider):
+        """A redirect to a page already seen (or a loop): the scheduler drops it; it is done."""
+        self.crawler.stats.inc_value("corpus/skipped/redirect_to_seen")
+        spider.done(request)
 
     def idle(self, spider):
         server = spider.frontier.server
