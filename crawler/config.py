@@ -19,6 +19,7 @@ class CrawlConfig:
     max_depth: int = 10  # links away from a seed
     delay: float = 1.0  # seconds between requests to one host (per process)
     concurrency_per_host: int = 1
+    concurrency: int = 16  # requests a process takes from the frontier at once, all hosts together
     obey_robots: bool = True
     allow_private: bool = False  # fetch loopback, private and link-local addresses only when true
     user_agent: str = "corpus-crawler (+https://github.com/corpus)"
@@ -41,7 +42,7 @@ class CrawlConfig:
                 re.compile(pattern)
             except re.error as e:
                 raise ValueError(f"allow/deny pattern {pattern!r}: {e}") from None
-        for name in ("max_pages", "max_depth", "concurrency_per_host", "max_redirects", "max_bytes",
+        for name in ("max_pages", "max_depth", "concurrency_per_host", "concurrency", "max_redirects", "max_bytes",
                      "warc_max_bytes", "processes"):
             if getattr(self, name) < (0 if name in ("max_depth", "max_redirects") else 1):
                 raise ValueError(f"{name} must be at least {0 if name in ('max_depth', 'max_redirects') else 1}")

@@ -22,7 +22,7 @@ def settings(cfg: CrawlConfig, run: str, redis_url: str, log_file: Path) -> dict
         "DOWNLOAD_DELAY": cfg.delay,
         "DOWNLOAD_DELAY_JITTER": 0,  # hold the delay exactly
         "CONCURRENT_REQUESTS_PER_DOMAIN": cfg.concurrency_per_host,
-        "CONCURRENT_REQUESTS": max(16, cfg.concurrency_per_host),
+        "CONCURRENT_REQUESTS": max(cfg.concurrency, cfg.concurrency_per_host),
         "AUTOTHROTTLE_ENABLED": cfg.autothrottle,
         "AUTOTHROTTLE_START_DELAY": max(cfg.delay, 0.01),
         "AUTOTHROTTLE_TARGET_CONCURRENCY": float(cfg.concurrency_per_host),

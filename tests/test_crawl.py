@@ -192,7 +192,8 @@ def test_two_processes_share_one_frontier(tmp_path):
     server, base, log = serve(Logged, str(site), robots=b"User-agent: *\nAllow: /\n")
     try:
         path = pipeline(tmp_path, {"seeds": [f"{base}/tutorial/index.html", f"{base}/faq/index.html"],
-                                   "allow": [r"/(tutorial|faq)/"], "delay": 0.05, "processes": 2})
+                                   "allow": [r"/(tutorial|faq)/"], "delay": 0.3, "processes": 2,
+                                   "concurrency": 2})  # each process takes two requests at a time
         proc = crawl(path)
         assert proc.returncode == 0, proc.stderr[-3000:]
     finally:
