@@ -116,7 +116,7 @@ def labels_table():
     print(f"\n{len(labelled)} labelled excerpts; keep% = human-kept kept, drop% = human-dropped dropped")
     print("-nl: the same without the rules that need line breaks (the excerpts have none)")
     print("classifier: quality_classifier (min_score 0.5) trained on the dev half's labels: test half only")
-    print(f"{'chain':<10}{'lang':<6}{'half':<6}{'kept n':>7}{'keep%':>8}{'dropped n':>10}{'drop%':>8}{'docs/s':>9}")
+    print(f"{'chain':<12}{'lang':<6}{'half':<6}{'kept n':>7}{'keep%':>8}{'dropped n':>10}{'drop%':>8}{'docs/s':>9}")
     for name, make in chains.items():
         kept, docs, seconds = set(), 0, 0.0
         try:
@@ -136,7 +136,7 @@ def labels_table():
                 bad = [r for r in sel if not r["keep"]]
                 keep = sum(r["id"] in kept for r in good) / max(1, len(good))
                 drop = sum(r["id"] not in kept for r in bad) / max(1, len(bad))
-                print(f"{name:<10}{LANGS[lang]:<6}{part:<6}{len(good):>7}{keep:>8.1%}{len(bad):>10}{drop:>8.1%}{speed:>9,.0f}")
+                print(f"{name:<12}{LANGS[lang]:<6}{part:<6}{len(good):>7}{keep:>8.1%}{len(bad):>10}{drop:>8.1%}{speed:>9,.0f}")
 
 
 def shingles(text: str, n: int = 4) -> set[str]:

@@ -166,18 +166,28 @@ class CorpusSpider(scrapy.Spider):
         return None
 
     def follow(self, response, urls) -> None:
+        """Put the in-scope links of a page in the frontier, now (before its record is written):
+        one Redis round trip for the seen-set and one for the queue, whatever the number of links."""
         depth = response.meta.get("depth", 0) + 1
         stats = self.crawler.stats
-        for url in urls:
+        requests = []
+        for url in dict.fromkeys(urls):
             why = self.in_scope(url)
             if why:
                 stats.inc_value(f"corpus/off_scope/{why}")
-                continue
-            if depth > self.cfg.max_depth:
+            elif depth > self.cfg.max_depth:
                 stats.inc_value("corpus/off_scope/too_deep")
-                continue
-            self.frontier.enqueue_request(scrapy.Request(url, callback=self.parse, errback=self.failed,
-                                                         meta={"depth": depth}))
+            else:
+                requests.append(scrapy.Request(url, callback=self.parse, errback=self.failed, meta={"depth": depth}))
+        if not requests:
+            return
+        frontier = self.frontier
+        seen = frontier.server.pipeline(transaction=False)
+        for request in requests:
+            seen.sadd(frontier.df.key, frontier.df.request_fingerprint(request))
+        new = [r for r, added in zip(requests, seen.execute()) if added]
+        if new:
+            frontier.server.lpush(frontier.queue.key, *[frontier.queue._encode_request(r) for r in new])
 
     # -- responses
     def parse(self, response):
