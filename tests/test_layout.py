@@ -140,13 +140,15 @@ def test_installed_distribution_has_one_import_package(tmp_path):
     top = {f.parts[0] for f in dist.files if not f.parts[0].endswith(".dist-info") and f.parts[0] not in ("..", "bin")}
     assert top == {"corpus"}, f"the wheel installs {sorted(top)}"
     names = {"/".join(f.parts[:2]) for f in dist.files}
-    for sub in ("corpus/core", "corpus/filters", "corpus/dedup", "corpus/tokenizer", "corpus/trainer", "corpus/stages"):
+    for sub in ("corpus/core", "corpus/filters", "corpus/dedup", "corpus/tokenizer", "corpus/trainer", "corpus/stages",
+                "corpus/crawler"):
         assert sub in names, f"{sub} is missing from the wheel"
     assert not any((target / name).exists() for name in OLD_TOP_LEVEL)
-    assert {"corpus/filters/data/ldnoobw/zh", "corpus/filters/data/ldnoobw/ATTRIBUTION.md"} <= {str(f) for f in dist.files}
+    assert {"corpus/filters/data/ldnoobw/zh", "corpus/filters/data/ldnoobw/ATTRIBUTION.md",
+            "corpus/filters/data/fineweb2/zh.yml", "corpus/filters/data/fineweb2/ATTRIBUTION.md"} <= {str(f) for f in dist.files}
     code = ("import corpus.filters.heuristics as h, corpus.dedup.step, corpus.tokenizer.encode, corpus.trainer.model, "
             "corpus.cli; from corpus import catalog; assert h.__file__.startswith(%r), h.__file__; "
-            "assert 'minhash_dedup' in catalog.steps() and list(catalog.stages())[:3] == ['tokenizer', 'shards', 'train']"
+            "assert 'minhash_dedup' in catalog.steps() and set(catalog.stages()) == {'crawl', 'tokenizer', 'shards', 'train'}"
             % str(target))
     r = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env={"PYTHONPATH": str(target), "PATH": "/usr/bin:/bin"},
                        capture_output=True, text=True, timeout=300)
