@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import CORPUS
+from tests.conftest import CORPUS, ROOT
 
 
 def chromium() -> str:
@@ -62,3 +62,27 @@ def test_report_loads_in_chromium_and_shows_its_plots(web_run, tmp_path):
 def test_report_of_a_folder_that_is_not_a_run_is_a_clear_error(tmp_path):
     proc = subprocess.run(CORPUS + ["report", str(tmp_path)], capture_output=True, text=True)
     assert proc.returncode == 2 and "no summary.json" in proc.stderr
+
+
+def test_report_of_a_run_that_trains_shows_its_loss_curves(tmp_path):
+    """The demo's shape (documents → tokenizer → shards → GPT), tiny: the report shows training."""
+    from tests.conftest import shared_path
+
+    text = shared_path("tinyshakespeare", "input.txt")
+    cfg = tmp_path / "tiny.yaml"
+    cfg.write_text(f"""
+name: tiny
+output_dir: {tmp_path / 'run'}
+steps: [{{files_reader: {{paths: ["{text}"]}}}}]
+tokenizer: {{vocab_size: 512}}
+shards: {{val_fraction: 0.1}}
+train: {{n_layer: 1, n_head: 2, n_embd: 32, block_size: 32, batch_size: 4, max_steps: 20, eval_interval: 10,
+         eval_batches: 2, sample_tokens: 0, device: cpu}}
+""")
+    proc = subprocess.run(CORPUS + ["run", str(cfg)], capture_output=True, text=True, cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    page = tmp_path / "run" / "report.html"
+    assert "<h2>Training" in page.read_text(encoding="utf-8")
+    dom, log, shot = render(page, tmp_path)
+    assert dom.count("<svg") >= 4 and "validation loss" in dom
+    assert not [line for line in log.splitlines() if "CONSOLE" in line or "Failed to load resource" in line]
