@@ -77,6 +77,25 @@ def crawl(path: Path, *extra: str, command: str = "crawl", timeout: float = 240)
     return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
 
 
+def crawl_docs(tmp_path: Path, robots: bytes, settings: dict) -> tuple[str, list, subprocess.CompletedProcess]:
+    """Crawl the python-docs site served on loopback with this robots.txt; (base URL, request log, result)."""
+    server, base, log = serve(Logged, str(shared_path("sites", "python-docs")), robots=robots)
+    try:
+        proc = crawl(pipeline(tmp_path, {key: [v.format(base=base) for v in value] if key == "seeds" else value
+                                         for key, value in settings.items()}))
+    finally:
+        server.shutdown()
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return base, log, proc
+
+
+def written_once(run: Path) -> list[tuple[str, int]]:
+    got = responses(run)
+    uris = [u for u, _ in got]
+    assert len(uris) == len(set(uris)), f"written twice: {[u for u, n in Counter(uris).items() if n > 1]}"
+    return got
+
+
 def closure_is_complete(run: Path, base: str, scope: str, disallowed: str | None) -> None:
     """Every in-scope, allowed link of every fetched page was fetched itself: nothing was lost."""
     links = links_of(run)
@@ -88,18 +107,11 @@ def closure_is_complete(run: Path, base: str, scope: str, disallowed: str | None
 
 
 def test_site_robots_scope_and_delay(tmp_path):
-    site = shared_path("sites", "python-docs")
-    server, base, log = serve(Logged, str(site), robots=b"User-agent: *\nDisallow: /tutorial/errors\n")
-    try:
-        path = pipeline(tmp_path, {"seeds": [f"{base}/tutorial/index.html"], "allow": [r"/tutorial/"],
-                                   "delay": 0.3, "autothrottle": False})
-        proc = crawl(path)
-        assert proc.returncode == 0, proc.stderr[-3000:]
-    finally:
-        server.shutdown()
-    got = responses(tmp_path / "run")
+    base, log, proc = crawl_docs(tmp_path, b"User-agent: *\nDisallow: /tutorial/errors\n",
+                                 {"seeds": ["{base}/tutorial/index.html"], "allow": [r"/tutorial/"], "delay": 0.3,
+                                  "autothrottle": False})
+    got = written_once(tmp_path / "run")
     uris = [u for u, _ in got]
-    assert len(uris) == len(set(uris)), "a page was written twice"
     assert all(status == 200 for _, status in got)
     assert not any("/tutorial/errors" in u for u in uris), "robots.txt disallows /tutorial/errors"
     assert not any("/tutorial/errors" in p for _, p in log)
@@ -177,8 +189,7 @@ def test_kill_9_and_resume_loses_and_repeats_nothing(tmp_path):
         assert again.returncode == 0, again.stderr[-3000:]
     finally:
         server.shutdown()
-    uris = [u for u, _ in responses(tmp_path / "run")]
-    assert len(uris) == len(set(uris)), f"written twice: {[u for u, n in Counter(uris).items() if n > 1]}"
+    uris = [u for u, _ in written_once(tmp_path / "run")]
     assert len(uris) >= 24
     closure_is_complete(tmp_path / "run", base, "/tutorial/", None)
     closure_is_complete(tmp_path / "run", base, "/faq/", None)
@@ -188,19 +199,11 @@ def test_kill_9_and_resume_loses_and_repeats_nothing(tmp_path):
 
 
 def test_two_processes_share_one_frontier(tmp_path):
-    site = shared_path("sites", "python-docs")
-    server, base, log = serve(Logged, str(site), robots=b"User-agent: *\nAllow: /\n")
-    try:
-        path = pipeline(tmp_path, {"seeds": [f"{base}/tutorial/index.html", f"{base}/faq/index.html"],
-                                   "allow": [r"/(tutorial|faq)/"], "delay": 0.3, "processes": 2,
-                                   "concurrency": 2})  # each process takes two requests at a time
-        proc = crawl(path)
-        assert proc.returncode == 0, proc.stderr[-3000:]
-    finally:
-        server.shutdown()
-    got = responses(tmp_path / "run")
-    uris = [u for u, _ in got]
-    assert len(uris) == len(set(uris))
+    base, log, proc = crawl_docs(tmp_path, b"User-agent: *\nAllow: /\n",
+                                 {"seeds": ["{base}/tutorial/index.html", "{base}/faq/index.html"],
+                                  "allow": [r"/(tutorial|faq)/"], "delay": 0.3, "processes": 2,
+                                  "concurrency": 2})  # each process takes two requests at a time
+    written_once(tmp_path / "run")
     requests = Counter(p for _, p in log if p != "/robots.txt")
     assert max(requests.values()) == 1, "each URL fetched once"
     summary = yaml.safe_load((tmp_path / "run" / "crawl" / "summary.json").read_text())
