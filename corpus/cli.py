@@ -32,9 +32,14 @@ output_dir: runs/my-corpus
 # local (default), ray or slurm. tasks: how many shares the input is split into;
 # workers: how many run at once.
 executor: {type: local, tasks: 2, workers: 2}
+save_removed: false    # true: what each filter drops, in removed/ (the report shows examples)
+save_raw: false        # true: documents as extracted, in raw/ (corpus ablate compares raw and curated)
+
+# Optional: crawl first (Scrapy; WARC files in runs/my-corpus/crawl/), then read crawl/*.warc.gz.
+# crawl: {seeds: ["https://docs.example.org/"], allowed_domains: [docs.example.org], delay: 1.0, max_pages: 1000}
 
 steps:
-  - warc_reader: {paths: ["data/*.warc.gz"]}      # or jsonl_reader, parquet_reader, files_reader, hf_dataset_reader
+  - warc_reader: {paths: ["data/*.warc.gz"]}      # or crawl/*.warc.gz; jsonl_reader, parquet_reader, files_reader, ...
   - trafilatura: {timeout: 5}                      # main text of each HTML page
   - line_cleaner: {}                               # navigation, login/app/VIP, copyright lines; site templates
   - language_id: {}                                # metadata.language, metadata.language_score
