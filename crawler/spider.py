@@ -165,10 +165,10 @@ class CorpusSpider(scrapy.Spider):
             return "denied"
         return None
 
-    def follow(self, response, urls) -> None:
+    def follow(self, response, urls, depth: int | None = None, callback=None) -> None:
         """Put the in-scope links of a page in the frontier, now (before its record is written):
         one Redis round trip for the seen-set and one for the queue, whatever the number of links."""
-        depth = response.meta.get("depth", 0) + 1
+        depth = response.meta.get("depth", 0) + 1 if depth is None else depth
         stats = self.crawler.stats
         requests = []
         for url in dict.fromkeys(urls):
@@ -178,7 +178,8 @@ class CorpusSpider(scrapy.Spider):
             elif depth > self.cfg.max_depth:
                 stats.inc_value("corpus/off_scope/too_deep")
             else:
-                requests.append(scrapy.Request(url, callback=self.parse, errback=self.failed, meta={"depth": depth}))
+                requests.append(scrapy.Request(url, callback=callback or self.parse, errback=self.failed,
+                                               meta={"depth": depth}))
         if not requests:
             return
         frontier = self.frontier
@@ -206,11 +207,14 @@ class CorpusSpider(scrapy.Spider):
         from scrapy.utils.sitemap import Sitemap
 
         try:
-            urls = [entry["loc"] for entry in Sitemap(response.body) if "loc" in entry]
+            sitemap = Sitemap(response.body)
+            urls = [entry["loc"] for entry in sitemap if "loc" in entry]
         except Exception:  # noqa: BLE001  (a broken sitemap is counted, not fatal)
             self.crawler.stats.inc_value("corpus/skipped/bad_sitemap")
-            urls = []
-        self.follow(response, urls)
+            sitemap, urls = None, []
+        index = sitemap is not None and sitemap.type == "sitemapindex"
+        # the pages a sitemap lists are seeds (depth 0); a sitemap index lists more sitemaps
+        self.follow(response, urls, depth=0, callback=self.parse_sitemap if index else None)
         self.done(response.request)
         return
         yield

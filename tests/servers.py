@@ -50,6 +50,11 @@ class Faults(Logged):
             return self.reply(200, b"User-agent: *\nAllow: /\n", "text/plain")
         if self.path in ("/", "/index.html"):
             return self.reply(200, FAULT_INDEX)
+        if self.path == "/sitemap.xml":
+            host = f"http://{self.headers['Host']}"
+            urls = "".join(f"<url><loc>{host}{p}</loc></url>" for p in ("/slow", "/gbk"))
+            return self.reply(200, f'<?xml version="1.0" encoding="UTF-8"?><urlset xmlns="http://www.sitemaps.org/'
+                                   f'schemas/sitemap/0.9">{urls}</urlset>'.encode(), "application/xml")
         if self.path == "/flaky":  # two 500s, then the page
             if n <= 2:
                 return self.reply(500, b"<html><body>try again</body></html>")

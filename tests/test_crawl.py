@@ -154,6 +154,19 @@ def test_faults(tmp_path):
     assert "北京是中华人民共和国的首都" in docs  # the GBK page decodes and extracts
 
 
+def test_seeds_file_and_sitemaps(tmp_path):
+    server, base, log = serve(Faults, counts={})
+    seeds = tmp_path / "urls.txt"
+    seeds.write_text(f"# one URL per line\n{base}/flaky\n")
+    try:
+        proc = crawl(pipeline(tmp_path, {"seeds_file": str(seeds), "sitemaps": [f"{base}/sitemap.xml"],
+                                         "delay": 0.0, "max_depth": 0}))
+    finally:
+        server.shutdown()
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert sorted(u.removeprefix(base) for u, _ in written_once(tmp_path / "run")) == ["/flaky", "/gbk", "/slow"]
+
+
 def test_private_addresses_are_refused_by_default(tmp_path):
     server, base, log = serve(Faults, counts={})
     try:
