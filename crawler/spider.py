@@ -16,6 +16,7 @@ import json
 import re
 import socket
 import time
+from http import HTTPStatus
 from urllib.parse import urlsplit
 
 import scrapy
@@ -28,6 +29,7 @@ from scrapy_redis.scheduler import Scheduler
 
 from corpus.crawler.config import CrawlConfig
 
+HTTP_STATUSES = {s.value for s in HTTPStatus}
 POP = """
 local v = redis.call('RPOP', KEYS[1])
 if v then redis.call('HSET', KEYS[2], redis.sha1hex(v), v) end
@@ -259,13 +261,7 @@ class CorpusSpider(scrapy.Spider):
         path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
         req_headers = [("Host", parts.netloc)] + req_headers
         ip = getattr(response, "ip_address", None)
-        reason = ""
-        try:
-            from http import HTTPStatus
-
-            reason = HTTPStatus(response.status).phrase
-        except ValueError:
-            pass
+        reason = HTTPStatus(response.status).phrase if response.status in HTTP_STATUSES else ""
         n = self.writer.write(response.url, response.status, reason, headers, response.body,
                               f"{request.method} {path} HTTP/1.1", req_headers, str(ip) if ip else None)
         stats = self.crawler.stats

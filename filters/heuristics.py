@@ -173,11 +173,9 @@ class GopherQuality(PerLanguage, Filter):
         super().__init__()
         self.remember_thresholds(locals(), per_language)
         self.min_doc_words, self.max_doc_words = min_doc_words, max_doc_words
-        self.min_avg_word_length, self.max_avg_word_length = min_avg_word_length, max_avg_word_length
         self.max_symbol_word_ratio = max_symbol_word_ratio
         self.max_bullet_lines_ratio = max_bullet_lines_ratio
         self.max_ellipsis_lines_ratio = max_ellipsis_lines_ratio
-        self.min_alpha_words_ratio = min_alpha_words_ratio
         self.min_stop_words = min_stop_words
 
     def filter(self, doc: Document) -> bool | tuple[bool, str]:
@@ -406,9 +404,7 @@ class FineWebQuality(PerLanguage, Filter):
     ):
         super().__init__()
         self.remember_thresholds(locals(), per_language)
-        self.line_punct_thr, self.line_punct_exclude_zero = line_punct_thr, line_punct_exclude_zero
-        self.short_line_thr, self.short_line_length = short_line_thr, short_line_length
-        self.char_duplicates_ratio, self.new_line_ratio = char_duplicates_ratio, new_line_ratio
+        self.line_punct_exclude_zero, self.short_line_length = line_punct_exclude_zero, short_line_length
 
     def filter(self, doc: Document) -> bool | tuple[bool, str]:
         lines = [line for line in doc.text.split("\n") if line.strip()]
