@@ -17,6 +17,7 @@ FineWeb's). A parameter you set to something other than its default applies to e
 
 from __future__ import annotations
 
+import functools
 import inspect
 from collections import Counter
 from pathlib import Path
@@ -52,26 +53,24 @@ STOP_WORDS = {
 
 
 THRESHOLDS = Path(__file__).parent / "data" / "fineweb2"
-_LANGUAGES: dict[str, dict | None] = {}
-
-
+@functools.lru_cache(maxsize=None)
 def language_thresholds(lang: str | None) -> dict | None:
-    """FineWeb-2's filter values for a lid.176 language code (``data/fineweb2/<code>.yml``), or None."""
-    if not lang:
+    """FineWeb-2's filter values for a lid.176 language code (``data/fineweb2/<code>.yml``), or
+    None; each file is read once per process."""
+    if not lang or not regex.fullmatch(r"[a-z]{2,3}", lang):
         return None
-    if lang not in _LANGUAGES:
-        path = THRESHOLDS / f"{lang}.yml"
-        ok = regex.fullmatch(r"[a-z]{2,3}", lang) and path.is_file()
-        _LANGUAGES[lang] = yaml.safe_load(path.read_text(encoding="utf-8")) if ok else None
-    return _LANGUAGES[lang]
+    path = THRESHOLDS / f"{lang}.yml"
+    return yaml.safe_load(path.read_text(encoding="utf-8")) if path.is_file() else None
 
 
-def stop_words(lang: str | None) -> set[str]:
-    """The stop words of a language: FineWeb-2's list when it has one, else the small built-in list."""
+@functools.lru_cache(maxsize=None)
+def stop_words(lang: str | None) -> frozenset[str]:
+    """The stop words of a language: FineWeb-2's list when it has one, else the small built-in
+    list. Built once per language and process (it is asked for every document)."""
     table = language_thresholds(lang)
     if table and table.get("stopwords"):
-        return {str(w).lower() for w in table["stopwords"]}
-    return STOP_WORDS.get(lang or "", set())
+        return frozenset(str(w).lower() for w in table["stopwords"])
+    return frozenset(STOP_WORDS.get(lang or "", ()))
 
 
 class PerLanguage:
