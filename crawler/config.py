@@ -6,6 +6,8 @@ import re
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
+from corpus.core.registry import require_at_least
+
 
 @dataclass
 class CrawlConfig:
@@ -42,10 +44,9 @@ class CrawlConfig:
                 re.compile(pattern)
             except re.error as e:
                 raise ValueError(f"allow/deny pattern {pattern!r}: {e}") from None
-        for name in ("max_pages", "max_depth", "concurrency_per_host", "concurrency", "max_redirects", "max_bytes",
-                     "warc_max_bytes", "processes"):
-            if getattr(self, name) < (0 if name in ("max_depth", "max_redirects") else 1):
-                raise ValueError(f"{name} must be at least {0 if name in ('max_depth', 'max_redirects') else 1}")
+        require_at_least(self, 1, "max_pages", "concurrency_per_host", "concurrency", "max_bytes", "warc_max_bytes",
+                         "processes")
+        require_at_least(self, 0, "max_depth", "max_redirects")
         if self.delay < 0 or self.timeout <= 0 or self.retries < 0:
             raise ValueError("delay and retries must be at least 0, timeout above 0")
         if self.frontier != "local" and not self.frontier.startswith(("redis://", "rediss://", "unix://")):

@@ -30,7 +30,7 @@ from loguru import logger
 
 from corpus.core.funnel import Filter
 from corpus.core.io import atomic_path, write_json
-from corpus.core.registry import register
+from corpus.core.registry import register, require_at_least
 
 POSITIVE, NEGATIVE = "__label__keep", "__label__drop"
 _OWN_WORD = regex.compile(r"[\p{Han}\p{Hiragana}\p{Katakana}\p{Thai}\p{Lao}\p{Khmer}\p{Myanmar}\p{Tibetan}\p{P}\p{S}]")
@@ -106,9 +106,7 @@ class ClassifierConfig:
     def __post_init__(self):
         if not 0 < self.held_out < 1:
             raise ValueError(f"held_out must be between 0 and 1, got {self.held_out}")
-        for name in ("epoch", "word_ngrams", "dim", "min_count", "bucket", "max_chars", "threads"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+        require_at_least(self, 1, "epoch", "word_ngrams", "dim", "min_count", "bucket", "max_chars", "threads")
 
 
 def _language(doc: Document) -> str:

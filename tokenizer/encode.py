@@ -25,6 +25,7 @@ import pyarrow.compute  # noqa: F401  (pa.compute)
 from loguru import logger
 
 from corpus.core.io import atomic_path, sha256_file, write_arrow, write_json
+from corpus.core.registry import require_at_least
 from corpus.core.shards import MANIFEST, open_shard, schema, token_count, token_type
 from corpus.tokenizer.sp import Tokenizer
 from corpus.readers import documents, expand_inputs
@@ -43,9 +44,7 @@ class ShardsConfig:
     def __post_init__(self):
         if not 0 < self.val_fraction < 1:
             raise ValueError("val_fraction must be between 0 and 1")
-        for name in ("shard_tokens", "batch_documents", "batch_bytes"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be at least 1")
+        require_at_least(self, 1, "shard_tokens", "batch_documents", "batch_bytes")
         if self.tasks < 0:
             raise ValueError("tasks must be at least 0 (0: one per CPU)")
         if self.num_threads == 0 or self.num_threads < -1:

@@ -30,6 +30,7 @@ from datatrove.data import Document
 from loguru import logger
 
 from corpus.core.io import atomic_path, sha256_file, write_json
+from corpus.core.registry import require_at_least
 from corpus.readers import documents
 from corpus.tokenizer.sp import Tokenizer
 
@@ -54,11 +55,8 @@ class TokenizerConfig:
             raise ValueError("character_coverage must be between 0.98 (sentencepiece's floor) and 1")
         if not 0 <= self.heldout_fraction < 0.5:
             raise ValueError("heldout_fraction must be in [0, 0.5)")
-        for name in ("sample_bytes", "max_line_bytes", "num_threads"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be at least 1")
-        if self.heldout_max_bytes < 0:
-            raise ValueError("heldout_max_bytes must be at least 0")
+        require_at_least(self, 1, "sample_bytes", "max_line_bytes", "num_threads")
+        require_at_least(self, 0, "heldout_max_bytes")
 
 
 # runs of newlines (Unix and Windows) are one piece each

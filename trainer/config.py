@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from corpus.core.registry import require_at_least
+
 
 @dataclass
 class TrainConfig:
@@ -46,14 +48,10 @@ class TrainConfig:
     def __post_init__(self):
         if self.n_embd % self.n_head:
             raise ValueError(f"n_embd ({self.n_embd}) must be a multiple of n_head ({self.n_head})")
-        for name in ("n_layer", "n_head", "n_embd", "block_size", "batch_size", "grad_accum", "max_steps", "eval_batches",
-                     "eval_interval", "log_interval"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be at least 1")
-        for name in ("warmup_steps", "checkpoint_interval", "threads", "sample_tokens", "top_k", "weight_decay",
-                     "grad_clip", "min_lr"):
-            if getattr(self, name) < 0:
-                raise ValueError(f"{name} must be at least 0")
+        require_at_least(self, 1, "n_layer", "n_head", "n_embd", "block_size", "batch_size", "grad_accum", "max_steps",
+                         "eval_batches", "eval_interval", "log_interval")
+        require_at_least(self, 0, "warmup_steps", "checkpoint_interval", "threads", "sample_tokens", "top_k",
+                         "weight_decay", "grad_clip", "min_lr")
         if not self.learning_rate > 0:
             raise ValueError("learning_rate must be above 0")
         if not 0 <= self.dropout < 1:

@@ -134,6 +134,13 @@ def type_name(annotation) -> str:
     return getattr(annotation, "__name__", str(annotation))
 
 
+def require_at_least(config, minimum, *names: str) -> None:
+    """A stage config's numeric fields: the first one below ``minimum`` is a ValueError naming it."""
+    for name in names:
+        if getattr(config, name) < minimum:
+            raise ValueError(f"{name} must be at least {minimum}")
+
+
 def check_type(value, annotation) -> bool:
     """Whether a YAML value fits a parameter annotation (ints fit floats; bools fit only bools)."""
     if annotation is Any:
