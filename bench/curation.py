@@ -55,7 +55,7 @@ def corpus_chain(line_rules: bool = True):
     from corpus.filters.spam import AdultSpamFilter
 
     lines = {} if line_rules else {"max_bullet_lines_ratio": None, "max_ellipsis_lines_ratio": None}
-    return [LineCleaner(), LanguageID(), LanguageFilter(languages=["en", "zh", "ru", "ja"], min_score=0.65),
+    return [LineCleaner(), LanguageID(backend="heliport", second_opinion=True), LanguageFilter(languages=["en", "zh", "ru", "ja"], min_score=0.65),
             AdultSpamFilter(), GopherQuality(min_doc_words=50, **lines), GopherRepetition()] + \
         ([FineWebQuality()] if line_rules else [])
 

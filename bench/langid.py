@@ -1,8 +1,8 @@
 """Language identification on sentences of 75 languages: accuracy per language, macro accuracy
-and sentences per second on one core, for our language_id (alone and with its lingua
-second_opinion) and, side by side, lingua alone.
+and sentences per second on one core, for our language_id with each backend (lid.176 and
+heliport, alone and with lingua's second_opinion) and, side by side, lingua alone.
 
-    python bench/langid.py [--split test|dev|all]     # lingua: pip install -e '.[bench]'
+    python bench/langid.py [--split test|dev|all]     # heliport, lingua: pip install -e '.[langid]'
 
 The sentences come from ``../shared/data/langid-udhr`` (the Universal Declaration of Human
 Rights): the 75 languages that lingua covers (``zlm-Latn`` is Malay, ``als`` Albanian), in
@@ -34,6 +34,7 @@ LANGUAGES = ("af ar az be bg bn bs ca cs cy da de el en eo es et eu fa fi fr ga 
 EXTRA = {"zlm-Latn": "ms", "als": "sq"}
 RARE_SCRIPTS = {"bs-Cyrl", "zlm-Arab", "vi-Hani", "az-Cyrl"}
 ALIASES = {"no": "nb"}
+HANS: set[str] = set()  # the simplified-Chinese sentences (cmn_hans), for their own column
 
 
 def sentences(split: str) -> list[tuple[str, str]]:
@@ -53,13 +54,15 @@ def sentences(split: str) -> list[tuple[str, str]]:
             for sentence in re.split(r"(?<=[.!?।。！？;])\s*", row["text"]):
                 if len(sentence.strip()) >= 20:
                     out.append((lang, sentence.strip()))
+                    if row["code"] == "cmn_hans":
+                        HANS.add(sentence.strip())
     return out
 
 
-def ours(texts: list[str], second_opinion: bool = False) -> list[str]:
+def ours(texts: list[str], second_opinion: bool = False, backend: str = "lid176") -> list[str]:
     from corpus.filters.language import LanguageIdentifier
 
-    lid = LanguageIdentifier(None, 10_000, second_opinion)
+    lid = LanguageIdentifier(None, 10_000, second_opinion, backend)
     return [lid.predict(t)[0] for t in texts]
 
 
@@ -79,7 +82,10 @@ def main() -> None:
     counts = collections.Counter(lang for lang, _ in data)
     print(f"{len(data)} sentences ({args.split}), {len(counts)} languages, {min(counts.values())}-{max(counts.values())} each")
     texts = [t for _, t in data]
-    for name, fn in (("corpus language_id", ours), ("  + second_opinion", lambda t: ours(t, True)),
+    simplified = [i for i, (lang, t) in enumerate(data) if lang == "zh" and t in HANS]
+    for name, fn in (("language_id lid176", ours), ("  + second_opinion", lambda t: ours(t, True)),
+                     ("language_id heliport", lambda t: ours(t, backend="heliport")),
+                     ("  + second_opinion", lambda t: ours(t, True, "heliport")),
                      ("lingua (high accuracy)", lingua)):
         try:
             fn(texts[:50])  # load models outside the timing
@@ -94,7 +100,8 @@ def main() -> None:
             right[lang].append(ALIASES.get(p, p) == lang)
         per = {lang: sum(v) / len(v) for lang, v in right.items()}
         worst = ", ".join(f"{k} {v:.2f}" for k, v in sorted(per.items(), key=lambda kv: kv[1])[:10])
-        print(f"{name:<24} macro {statistics.mean(per.values()):.3f}  zh {per['zh']:.3f}  "
+        hans = sum(predicted[i] == "zh" for i in simplified) / len(simplified)
+        print(f"{name:<24} macro {statistics.mean(per.values()):.3f}  zh {per['zh']:.3f}  zh-Hans {hans:.3f}  "
               f"{len(texts) / seconds:,.0f} sentences/s  worst: {worst}")
 
 

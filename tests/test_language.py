@@ -81,3 +81,35 @@ def test_second_opinion_names_what_lid176_cannot(shared):
         ids = [d.id for d in docs if d.metadata["want"] == code]
         assert sum(second[i] == code for i in ids) >= 0.8 * len(ids) > sum(plain[i] == code for i in ids), code
     assert all(second[d.id] == "en" for d in docs if d.metadata["want"] == "en")
+
+
+def test_heliport_backend_with_second_opinion(shared):
+    """heliport (HeLI-OTS) answers in lid.176's codes; lingua splits what it merges or lacks:
+    Croatian and Serbian (heliport: Serbo-Croatian), Indonesian (Malay), Xhosa (Zulu), Setswana
+    (Sesotho or Northern Sotho). Serbian in Cyrillic is Serbian without asking lingua."""
+    rows = list(csv.DictReader(shared("langid-udhr", "udhr_paragraphs.tsv").open(encoding="utf-8"), delimiter="\t"))
+    wanted = {"eng": "en", "cmn_hans": "zh", "rus": "ru", "jpn": "ja", "hrv": "hr", "srp_cyrl": "sr",
+              "ind": "id", "mly_latn": "ms", "xho": "xh", "zul": "zu", "tsn": "tn", "nno": "nn", "nob": "no"}
+    docs = [Document(text=r["text"], id=f"{r['code']}-{r['para_idx']}", metadata={"want": wanted[r["code"]]})
+            for r in rows if r["code"] in wanted and len(r["text"]) >= 40]
+    assert len({d.metadata["want"] for d in docs}) == len(wanted)
+    plain = {d.id: d.metadata["language"] for d in LanguageID(backend="heliport").run(iter([Document(d.text, d.id, {}) for d in docs]))}
+    step = LanguageID(backend="heliport", second_opinion=True)
+    out = {d.id: d for d in step.run(iter(docs))}
+    for want in set(wanted.values()):
+        ids = [d.id for d in docs if d.metadata["want"] == want]
+        right = sum(out[i].metadata["language"] == want for i in ids)
+        # the hard ones (bench/langid.py): about half of the Indonesian goes to Malay, a third of
+        # the Setswana stays Northern Sotho
+        assert right >= {"id": 0.4, "tn": 0.6}.get(want, 0.8) * len(ids), (want, right, len(ids))
+        if want in ("hr", "id", "xh", "tn"):  # heliport alone cannot name them
+            assert sum(plain[i] == want for i in ids) == 0, want
+    assert all(0 <= d.metadata["language_score"] <= 1 for d in out.values())
+    assert {out[d.id].metadata["script"] for d in docs if d.metadata["want"] == "zh"} == {"Hans"}
+
+
+def test_unknown_backend_is_a_clear_error():
+    import pytest
+
+    with pytest.raises(ValueError, match="backend must be one of lid176, heliport"):
+        LanguageID(backend="cld3")
