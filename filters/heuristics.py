@@ -19,13 +19,18 @@ from __future__ import annotations
 
 import functools
 import inspect
-from collections import Counter
 from pathlib import Path
 
 import regex
 import yaml
 
 from datatrove.data import Document
+from datatrove.pipeline.filters.gopher_repetition_filter import (
+    find_all_duplicate,
+    find_duplicates,
+    find_top_duplicate,
+    get_n_grams,
+)
 
 from corpus.core.funnel import Filter
 from corpus.core.registry import register
@@ -226,36 +231,14 @@ class GopherQuality(PerLanguage, Filter):
 
 
 def repeats(elements: list[str]) -> tuple[int, int]:
-    """How many elements repeat an earlier one, and their characters."""
-    seen, dup_count, dup_chars = set(), 0, 0
-    for e in elements:
-        if e in seen:
-            dup_count += 1
-            dup_chars += len(e)
-        else:
-            seen.add(e)
-    return dup_count, dup_chars
-
-
-def _ngram_duplicate_fraction(words: list[str], n: int) -> float:
-    """Share of characters in word n-grams that occur more than once (Gopher's dup_n_grams)."""
-    if len(words) < n:
-        return 0.0
-    grams = [" ".join(words[i : i + n]) for i in range(len(words) - n + 1)]
-    counts = Counter(grams)
-    total = sum(len(w) for w in words)
-    covered = [False] * len(words)
-    for i, g in enumerate(grams):
-        if counts[g] > 1:
-            for j in range(i, i + n):
-                covered[j] = True
-    return sum(len(w) for w, c in zip(words, covered) if c) / total if total else 0.0
+    """How many elements repeat an earlier one, and their characters (datatrove's Gopher count)."""
+    return find_duplicates(elements)
 
 
 @register("gopher_repetition")
 class GopherRepetition(PerLanguage, Filter):
     """Gopher's repetition rules: duplicated lines and paragraphs (by count and by characters),
-    the most frequent 2-4-grams, and characters covered by repeated 5-10-grams. Per language
+    the most frequent 2-4-grams, and characters in repeated 5-10-grams (datatrove's counts). Per language
     (FineWeb-2): duplicated-line share and n-gram limits; the paragraph and line-character
     rules are off, as in FineWeb-2."""
 
@@ -299,17 +282,16 @@ class GopherRepetition(PerLanguage, Filter):
                 return False, "gopher_dup_line_frac"
             if t["dup_line_char_frac"] is not None and chars / total_chars > t["dup_line_char_frac"]:
                 return False, "gopher_dup_line_char_frac"
-        words = [w.lower() for w in doc_words(doc, text)]
-        word_chars = sum(len(w) for w in words) or 1
+        # the n-gram statistics exactly as datatrove computes them (FineWeb-2 derived its limits
+        # with these): the top n-gram's characters times its count, and the characters of the
+        # repeated occurrences of 5-10-grams (not the first one), over the text's characters
+        words = doc_words(doc, text)
         for n, limit in sorted(t["top_n_grams"].items()):
-            if len(words) < n:
-                continue
-            grams = Counter(" ".join(words[i : i + n]) for i in range(len(words) - n + 1))
-            top, freq = grams.most_common(1)[0]
-            if freq > 1 and len(top.replace(" ", "")) * freq / word_chars > limit:
+            grams = get_n_grams(words, n)
+            if grams and find_top_duplicate(grams) / total_chars > limit:
                 return False, f"gopher_top_{n}_gram"
         for n, limit in sorted(t["dup_n_grams"].items()):
-            if _ngram_duplicate_fraction(words, n) > limit:
+            if find_all_duplicate(words, n) / total_chars > limit:
                 return False, f"gopher_dup_{n}_grams"
         return True
 

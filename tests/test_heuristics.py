@@ -140,3 +140,35 @@ def test_thai_stop_words_longer_than_one_character_are_found():
     assert GopherQuality(min_doc_words=10).filter(doc) is True
     assert GopherQuality(min_doc_words=10).filter(Document(text="ก ข ค " * 40, id="t2", metadata={"language": "th"})) \
         == (False, "gopher_stop_words")
+
+
+def test_repeated_ngrams_are_counted_as_datatrove_counts_them(shared):
+    """FineWeb-2's per-language limits were derived with datatrove's counts: the characters of the
+    repeated occurrences of an n-gram (not its first), over the text's characters. A page whose
+    title comes back once in the text is kept; a keyword block repeated four times is dropped;
+    on real English excerpts our decisions are datatrove's own."""
+    from datatrove.pipeline.filters.gopher_repetition_filter import GopherRepetitionFilter
+
+    article = ("Command pattern is an object behavioral design pattern. It lets an invoker trigger work without "
+               "knowing who performs it. Each request becomes a small object with an execute method, so a menu item, "
+               "a toolbar button and a keyboard shortcut can share one action. Because commands are objects, they can "
+               "be queued, logged, sent across a network or undone later. A text editor keeps a history list and calls "
+               "undo on the last entry when the user presses control and z. The receiver holds the real logic, while "
+               "the client decides which receiver each command talks to. Critics say the pattern adds many tiny "
+               "classes; in languages with closures a plain function often does the same job with less ceremony.")
+    title_twice = Document(text=f"Command pattern is an object behavioral design pattern. {article}", id="t", metadata={"language": "en"})
+    keywords = "cheap flights hotels deals best price book now "
+    block = Document(text=keywords * 4 + article, id="k", metadata={"language": "en"})
+    ours = GopherRepetition(per_language=False)
+    assert ours.filter(title_twice) is True
+    assert ours.filter(block) == (False, "gopher_top_2_gram") or ours.filter(block)[1].startswith("gopher_dup_")
+
+    import json
+    rows = [json.loads(line) for line in shared("web-quality", "hplt2-excerpts.jsonl").open(encoding="utf-8")]
+    theirs = GopherRepetitionFilter(language="eng", dup_line_frac=None, dup_para_frac=None,
+                                    dup_line_char_frac=None, dup_para_char_frac=None)
+    ours = GopherRepetition(per_language=False, dup_line_frac=None, dup_para_frac=None,
+                            dup_line_char_frac=None, dup_para_char_frac=None)
+    docs = [Document(text=r["text"], id=r["id"], metadata={"language": "en"}) for r in rows if r["lang"] == "eng_Latn"][:300]
+    same = sum((ours.filter(d) is True) == (theirs.filter(d) is True) for d in docs)
+    assert same >= 0.95 * len(docs)  # the rest: their word tokenizer splits punctuation off words
