@@ -5,7 +5,7 @@ only with rules. ``train_classifier`` reads positive and negative documents from
 readers know (JSONL, Parquet, Arrow, text files, a run's ``docs/`` and ``removed/``), or one
 labelled file whose ``label_key`` says which is which; keeps a held-out split (by a hash of the
 document id, so the same documents are held out on every run); trains fastText's supervised
-classifier on word uni- and bigrams, with every CJK, Thai, Lao, Khmer, Myanmar and Tibetan
+classifier on word uni- and bigrams and the character 3-6-grams inside words, with every CJK, Thai, Lao, Khmer, Myanmar and Tibetan
 character a word of its own, so that Chinese and Japanese have bigrams to learn from too; and
 writes ``model.bin`` and ``card.json`` (data sizes, settings, precision, recall and ROC AUC on
 the held-out split, overall and per language, time).
@@ -29,13 +29,15 @@ from datatrove.data import Document
 from loguru import logger
 
 from corpus.core.funnel import Filter
-from corpus.core.io import atomic_path, write_json
+from corpus.core.io import write_json
 from corpus.core.registry import register, require_at_least
 
 POSITIVE, NEGATIVE = "__label__keep", "__label__drop"
 _OWN_WORD = regex.compile(r"[\p{Han}\p{Hiragana}\p{Katakana}\p{Thai}\p{Lao}\p{Khmer}\p{Myanmar}\p{Tibetan}\p{P}\p{S}]")
 _TABLE: dict[int, str] = {}  # str.translate table, built on first use: 5x faster than a regex
 _MODELS: dict[str, object] = {}  # one loaded model per path and process, never pickled with a step
+# models that ship with corpus, by name (``quality_classifier: {model: hplt2}``)
+BUNDLED = {"hplt2": Path(__file__).parent / "data" / "quality" / "hplt2" / "model.ftz"}
 
 
 def features(text: str, max_chars: int = 3000) -> str:
@@ -96,6 +98,8 @@ class ClassifierConfig:
     epoch: int = 25
     lr: float = 0.5
     word_ngrams: int = 2
+    minn: int = 3  # character n-grams of 3-6 inside each word (0: none): Russian's inflections
+    maxn: int = 6  # share them; out-of-fold on the labelled dev excerpts, ru AUC .70 -> .79
     dim: int = 32
     min_count: int = 1
     bucket: int = 100_000
@@ -107,6 +111,8 @@ class ClassifierConfig:
         if not 0 < self.held_out < 1:
             raise ValueError(f"held_out must be between 0 and 1, got {self.held_out}")
         require_at_least(self, 1, "epoch", "word_ngrams", "dim", "min_count", "bucket", "max_chars", "threads")
+        if self.minn < 0 or self.maxn < self.minn:
+            raise ValueError(f"character n-grams need 0 <= minn <= maxn, got minn {self.minn}, maxn {self.maxn}")
 
 
 def _language(doc: Document) -> str:
@@ -141,6 +147,7 @@ def train_classifier(positive: list[str], negative: list[str], output: str | Pat
     """Train, evaluate on the held-out split, write ``model.bin`` and ``card.json``; return the card."""
     import fasttext
 
+    fasttext.FastText.eprint = lambda *a, **k: None
     cfg = cfg or ClassifierConfig()
     if not label_key and not negative:
         raise ValueError("give negative documents, or one labelled input with a label key")
@@ -161,15 +168,18 @@ def train_classifier(positive: list[str], negative: list[str], output: str | Pat
                 held.append((text, label, _language(doc)))
             else:
                 f.write(f"{POSITIVE if label else NEGATIVE} {text}\n")
+    trained_file = os.path.join(out, f".model-{os.getpid()}.bin")  # renamed to model.bin once evaluated
     try:
         for split in ("train", "held_out"):
             if not sizes[split]["positive"] or not sizes[split]["negative"]:
                 raise ValueError(f"the {split} split has no {'positive' if not sizes[split]['positive'] else 'negative'} "
                                  f"documents ({sizes}): give more documents of both kinds")
-        fasttext.FastText.eprint = lambda *a, **k: None
-        model = fasttext.train_supervised(
-            input=train_file, epoch=cfg.epoch, lr=cfg.lr, wordNgrams=cfg.word_ngrams, dim=cfg.dim,
-            minCount=cfg.min_count, bucket=cfg.bucket, thread=cfg.threads, seed=cfg.seed, verbose=0)
+        seed_used, lr_used = train_fasttext(train_file, cfg, trained_file)
+        model = fasttext.load_model(trained_file)
+    except BaseException:
+        if os.path.exists(trained_file):
+            os.unlink(trained_file)
+        raise
     finally:
         os.unlink(train_file)
     trained = time.perf_counter() - start
@@ -179,17 +189,65 @@ def train_classifier(positive: list[str], negative: list[str], output: str | Pat
     for lang in sorted({lang for _, _, lang in held}):
         idx = [i for i, (_, _, l) in enumerate(held) if l == lang]
         by_language[lang] = metrics([scores[i] for i in idx], [labels[i] for i in idx])
-    with atomic_path(out / "model.bin") as tmp:
-        model.save_model(str(tmp))
+    os.replace(trained_file, out / "model.bin")  # complete, then renamed (atomic)
     card = {
         "model": "model.bin", "kind": "fastText supervised", "positive_label": POSITIVE,
         "inputs": {"positive": list(positive), "negative": list(negative), "label_key": label_key},
         "documents": sizes, "settings": asdict(cfg),
         "held_out": metrics(scores, labels), "held_out_by_language": by_language,
-        "train_seconds": round(trained, 2), "model_bytes": (out / "model.bin").stat().st_size,
+        "seed_used": seed_used, "lr_used": lr_used, "train_seconds": round(trained, 2), "model_bytes": (out / "model.bin").stat().st_size,
     }
     write_json(out / "card.json", card)
     return card
+
+
+# fastText's training, run in a fresh Python process: after other trainings in the same process it
+# often stops with "Encountered NaN" on data that trains fine in a new one (seen with
+# fasttext-numpy2-wheel 0.9.2: the same file, seed and settings fail in-process and pass fresh).
+_TRAIN = """
+import json, sys
+import fasttext
+job = json.loads(sys.argv[1])
+for seed, lr in job["tries"]:
+    try:
+        model = fasttext.train_supervised(input=job["input"], seed=seed, lr=lr, verbose=0, **job["settings"])
+    except RuntimeError as e:
+        if "NaN" not in str(e):
+            raise
+        print(json.dumps({"nan": [seed, lr]}), flush=True)
+        continue
+    model.save_model(job["output"])
+    print(json.dumps({"used": [seed, lr]}), flush=True)
+    sys.exit(0)
+sys.exit(3)
+"""
+
+
+def train_fasttext(train_file: str, cfg: ClassifierConfig, output: str) -> tuple[int, float]:
+    """fastText's supervised training in a fresh process (``_TRAIN``), saved to ``output``; returns
+    the seed and learning rate that made the model. Should it stop with "Encountered NaN" all the
+    same, the next seeds are tried, then half the rate."""
+    import subprocess
+    import sys
+
+    settings = {"epoch": cfg.epoch, "wordNgrams": cfg.word_ngrams, "minn": cfg.minn, "maxn": cfg.maxn, "dim": cfg.dim,
+                "minCount": cfg.min_count, "bucket": cfg.bucket, "thread": cfg.threads}
+    tries = [(cfg.seed + i, cfg.lr) for i in range(4)] + [(cfg.seed + i, cfg.lr / 2) for i in range(4)]
+    job = {"input": train_file, "output": output, "settings": settings, "tries": tries}
+    proc = subprocess.run([sys.executable, "-c", _TRAIN, json.dumps(job)], capture_output=True, text=True)
+    used = None
+    for line in proc.stdout.splitlines():
+        event = json.loads(line)
+        if "nan" in event:
+            logger.warning(f"quality classifier: fastText stopped (Encountered NaN) with seed {event['nan'][0]}, "
+                           f"lr {event['nan'][1]}; training again")
+        used = event.get("used", used)
+    if proc.returncode == 3:
+        raise RuntimeError(f"fastText stopped with NaN {len(tries)} times (seeds {cfg.seed}-{cfg.seed + 3}, "
+                           f"lr {cfg.lr} and {cfg.lr / 2}): lower lr or epoch")
+    if proc.returncode != 0 or used is None:
+        raise RuntimeError(f"fastText training failed (exit {proc.returncode}): {proc.stderr.strip()[-2000:]}")
+    return int(used[0]), float(used[1])
 
 
 def load_classifier(path: str):
@@ -220,22 +278,44 @@ def read_card(model_path: str) -> dict:
 class QualityClassifier(Filter):
     """Scores each document with a classifier from ``corpus quality train``: the probability that
     it is like the positive examples, in metadata.quality_score; with ``min_score``, drops those
-    below (reason ``low_classifier_score``)."""
+    below (reason ``low_classifier_score``).
+
+    ``model``: a model.bin (or .ftz) path, or ``hplt2``, the bundled model (zh, ru, en web text:
+    ``data/quality/hplt2/``, see its card). ``min_score``: one score for every document, or one per
+    language (``{zh: 0.05, ru: 0.6}``: documents of other languages are scored, never dropped),
+    or ``card``: the per-language scores in the model's card."""
 
     name = "🎯 quality_classifier"
 
-    def __init__(self, model: str, min_score: float | None = None, max_chars: int | None = None):
+    def __init__(self, model: str, min_score: float | dict[str, float] | str | None = None,
+                 max_chars: int | None = None):
         super().__init__()
-        if min_score is not None and not 0 <= min_score <= 1:
-            raise ValueError("min_score must be between 0 and 1")
+        model = str(BUNDLED.get(model, model))
         if not os.path.isfile(model):
-            raise FileNotFoundError(f"quality model {model!r} does not exist: train one with `corpus quality train`")
+            raise FileNotFoundError(f"quality model {model!r} does not exist: train one with `corpus quality train`, "
+                                    f"or use a bundled one ({', '.join(BUNDLED)})")
+        card = read_card(model)
+        if min_score == "card":
+            if not card.get("min_score_by_language"):
+                raise ValueError(f"min_score: card, but the card of {model!r} has no min_score_by_language")
+            min_score = card["min_score_by_language"]
+        elif isinstance(min_score, str):
+            raise ValueError(f"min_score must be a number, a mapping of language to number, or 'card', not {min_score!r}")
+        for value in (min_score.values() if isinstance(min_score, dict) else [min_score]):
+            if value is not None and not 0 <= value <= 1:
+                raise ValueError("min_score must be between 0 and 1")
         self.model, self.min_score = model, min_score
-        self.max_chars = max_chars or read_card(model).get("settings", {}).get("max_chars", 3000)
+        self.max_chars = max_chars or card.get("settings", {}).get("max_chars", 3000)
+
+    def threshold(self, doc: Document) -> float | None:
+        if isinstance(self.min_score, dict):
+            return self.min_score.get(str(doc.metadata.get("language")))
+        return self.min_score
 
     def filter(self, doc: Document) -> bool | tuple[bool, str]:
         score = positive_probability(load_classifier(self.model), features(doc.text, self.max_chars))
         doc.metadata["quality_score"] = round(score, 4)
-        if self.min_score is not None and score < self.min_score:
+        threshold = self.threshold(doc)
+        if threshold is not None and score < threshold:
             return False, "low_classifier_score"
         return True

@@ -145,7 +145,9 @@ def test_installed_distribution_has_one_import_package(tmp_path):
         assert sub in names, f"{sub} is missing from the wheel"
     assert not any((target / name).exists() for name in OLD_TOP_LEVEL)
     assert {"corpus/filters/data/ldnoobw/zh", "corpus/filters/data/ldnoobw/ATTRIBUTION.md",
-            "corpus/filters/data/fineweb2/zh.yml", "corpus/filters/data/fineweb2/ATTRIBUTION.md"} <= {str(f) for f in dist.files}
+            "corpus/filters/data/fineweb2/zh.yml", "corpus/filters/data/fineweb2/ATTRIBUTION.md",
+            "corpus/filters/data/quality/hplt2/model.ftz", "corpus/filters/data/quality/hplt2/card.json",
+            "corpus/filters/data/quality/hplt2/ATTRIBUTION.md"} <= {str(f) for f in dist.files}
     code = ("import corpus.filters.heuristics as h, corpus.dedup.step, corpus.tokenizer.encode, corpus.trainer.model, "
             "corpus.cli; from corpus import catalog; assert h.__file__.startswith(%r), h.__file__; "
             "assert 'minhash_dedup' in catalog.steps() and set(catalog.stages()) == {'crawl', 'tokenizer', 'shards', 'train'}"
