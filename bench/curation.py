@@ -111,24 +111,24 @@ def agent_labelled(rows: list[dict]) -> list[dict]:
     return out
 
 
-def train_dev_classifier(labelled: list[dict], folder: str, extra: list[dict] = ()) -> str:
+def train_dev_classifier(labelled: list[dict], folder: str, extra: list[dict] = (), train_half: str = "dev") -> str:
     """A quality_classifier model trained on the dev half's human labels (and ``extra``
-    labelled excerpts) only (`corpus quality train`)."""
+    labelled excerpts) only (`corpus quality train`); ``train_half="test"`` for the swapped fold."""
     import os
 
     from corpus.filters.classifier import ClassifierConfig, train_classifier
 
     path = os.path.join(folder, "dev.jsonl")
     with open(path, "w", encoding="utf-8") as f:
-        for r in [r for r in labelled if half(r["id"]) == "dev"] + list(extra):  # no test-half label reaches a model
-            assert not (r.get("labelled") and half(r["id"]) == "test")
+        for r in [r for r in labelled if half(r["id"]) == train_half] + list(extra):  # the other half never
+            assert not (r.get("labelled") and half(r["id"]) != train_half)
             f.write(json.dumps({"id": r["id"], "text": r["text"], "keep": r["keep"], "lang": r["lang"]}) + "\n")
     train_classifier([path], [], os.path.join(folder, "model"), ClassifierConfig(held_out=0.1), label_key="keep")
     return os.path.join(folder, "model", "model.bin")
 
 
 def dev_thresholds(labelled: list[dict], folder: str, extra: list[dict] = (), keep_at_least: float = 0.88,
-                   folds: int = 5, quantize: dict | None = None) -> dict[str, float]:
+                   folds: int = 5, quantize: dict | None = None, train_half: str = "dev") -> dict[str, float]:
     """A min_score per language, chosen on the dev half only, with out-of-fold classifier scores
     (each dev excerpt scored by a model that did not see its label): the highest score at which
     the rules (corpus-nl) and the classifier together still keep ``keep_at_least`` of the
@@ -139,13 +139,13 @@ def dev_thresholds(labelled: list[dict], folder: str, extra: list[dict] = (), ke
 
     from corpus.filters.classifier import features, load_classifier, positive_probability
 
-    dev = [r for r in labelled if half(r["id"]) == "dev"]
+    dev = [r for r in labelled if half(r["id"]) == train_half]
     fold = {r["id"]: hashlib.blake2b(r["id"].encode(), digest_size=2).digest()[0] % folds for r in dev}
     scores = {}
     for k in range(folds):
         sub = os.path.join(folder, f"fold{k}")
         os.makedirs(sub, exist_ok=True)
-        model = load_classifier(train_dev_classifier([r for r in dev if fold[r["id"]] != k], sub, extra))
+        model = load_classifier(train_dev_classifier([r for r in dev if fold[r["id"]] != k], sub, extra, train_half))
         if quantize:
             model.quantize(**quantize)
         for r in dev:
@@ -220,6 +220,56 @@ def labels_table():
                 keep = sum(r["id"] in kept for r in good) / max(1, len(good))
                 drop = sum(r["id"] not in kept for r in bad) / max(1, len(bad))
                 print(f"{name:<12}{LANGS[lang]:<6}{part:<6}{len(good):>7}{keep:>8.1%}{len(bad):>10}{drop:>8.1%}{speed:>9,.0f}")
+    two_fold(labelled, agent)
+
+
+def two_fold(labelled: list[dict], agent: list[dict]) -> None:
+    """nl+clf-a-t both ways: trained (and its min_score chosen) on one half's human labels plus
+    the agent labels, measured on the other half; the dev half without the 32 excerpts the
+    agents were shown as examples (``bench/labels/examples-shown.json``). Both halves together
+    have three times the test half's human-dropped excerpts."""
+    import tempfile
+
+    from corpus.filters.classifier import QualityClassifier
+
+    shown = {i for ids in json.loads((AGENT_LABELS.parent / "examples-shown.json").read_text()).values() for i in ids}
+    measured = [r for r in labelled if r["id"] not in shown]
+    kept = set()
+    for train, other in (("dev", "test"), ("test", "dev")):
+        model = train_dev_classifier(labelled, tempfile.mkdtemp(), agent, train_half=train)
+        thresholds = dev_thresholds(labelled, tempfile.mkdtemp(), agent, train_half=train)
+        for lang in LANGS:
+            sel = [r for r in measured if r["lang"] == lang and half(r["id"]) == other]
+            steps = corpus_chain(line_rules=False, classifier=False) + [QualityClassifier(model, min_score=thresholds[lang])]
+            kept |= run_chain(steps, sel)[0]
+    print("\nnl+clf-a-t, two-fold: trained on one half (human + agent labels), measured on the other")
+    print(f"{'measured on':<14}{'lang':<6}{'kept n':>7}{'keep%':>8}{'dropped n':>10}{'drop%':>8}")
+    for part in ("test", "dev", "both"):
+        for lang in LANGS:
+            sel = [r for r in measured if r["lang"] == lang and part in ("both", half(r["id"]))]
+            good, bad = [r for r in sel if r["keep"]], [r for r in sel if not r["keep"]]
+            print(f"{part:<14}{LANGS[lang]:<6}{len(good):>7}{sum(r['id'] in kept for r in good) / len(good):>8.1%}"
+                  f"{len(bad):>10}{sum(r['id'] not in kept for r in bad) / len(bad):>8.1%}")
+
+
+def step_costs() -> None:
+    """Documents per second of each of web.yaml's steps after extraction, one core, on all 6,496
+    excerpts (every language): each step alone on the same documents, language already set."""
+    from datatrove.data import Document
+
+    from corpus.filters.language import LanguageIdentifier
+
+    rows = [json.loads(line) for line in (SHARED / "web-quality" / "hplt2-excerpts.jsonl").open()]
+    lid = LanguageIdentifier(None, 10_000, True, "heliport")
+    languages = {r["id"]: lid.predict(r["text"]) for r in rows}
+    print(f"\nweb.yaml's steps one by one on {len(rows):,} excerpts (one core)")
+    for step in corpus_chain(line_rules=True):
+        docs = [Document(text=r["text"], id=r["id"], metadata={} if step.name.endswith("language_id") else
+                         {"language": languages[r["id"]][0], "language_score": languages[r["id"]][1]}) for r in rows]
+        t = time.perf_counter()
+        for _ in step.run(iter(docs)):
+            pass
+        print(f"{step.name:<28}{len(rows) / (time.perf_counter() - t):>10,.0f} docs/s")
 
 
 def shingles(text: str, n: int = 4) -> set[str]:
@@ -265,3 +315,4 @@ if __name__ == "__main__":
     require_shared()
     labels_table()
     chinese_extraction()
+    step_costs()
