@@ -9,8 +9,9 @@ such characters in the text does). Rules that make no sense for a script (mean w
 skipped for it.
 
 Thresholds are per language (``per_language``, on by default): for a document whose
-``metadata.language`` is one of the 176 that lid.176 emits, the rules use FineWeb-2's published
-values for that language (``data/fineweb2/<code>.yml``: stop words inferred from Wikipedia,
+``metadata.language`` is one of the 262 that language ID emits (lid.176's 176, heliport's 220,
+lingua's second opinion), the rules use FineWeb-2's published values for that language (the
+nearest language's for 7 it lacks) (``data/fineweb2/<code>.yml``: stop words inferred from Wikipedia,
 word-length bounds, line-punctuation and newline ratios, repetition limits; English keeps
 FineWeb's). A parameter you set to something other than its default applies to every language.
 """
