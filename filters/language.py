@@ -19,7 +19,6 @@ from __future__ import annotations
 import functools
 import importlib.util
 import os
-from pathlib import Path
 
 import regex
 from datatrove.data import Document, DocumentsPipeline
@@ -27,6 +26,7 @@ from datatrove.pipeline.base import PipelineStep
 
 from corpus.core.funnel import Filter, Funnel
 from corpus.core.registry import register
+from corpus.filters.heuristics import THRESHOLDS
 
 _MODELS: dict[str, object] = {}
 _KANA = regex.compile(r"[\p{Hiragana}\p{Katakana}]")
@@ -86,15 +86,15 @@ HELIPORT_CODES = {
 }
 _SCRIPT_CYRILLIC = regex.compile(r"\p{Cyrillic}")
 _SCRIPT_LATIN = regex.compile(r"\p{Latin}")
-THRESHOLDS_DIR = Path(__file__).parent / "data" / "fineweb2"
 
 
 @functools.lru_cache(maxsize=None)
 def iso639_3_to_code() -> dict[str, str]:
     """ISO 639-3 → lid.176 code: from the first line of each FineWeb-2 table (``configs/rus_Cyrl.yml``
-    → ``ru``; the four substitutes that ATTRIBUTION.md names are left out), then HELIPORT_CODES."""
+    → ``ru``; the tables that borrow another language's values, named in ATTRIBUTION.md, are left
+    out), then HELIPORT_CODES."""
     table = {}
-    for path in sorted(THRESHOLDS_DIR.glob("*.yml")):
+    for path in sorted(THRESHOLDS.glob("*.yml")):
         first = path.read_text(encoding="utf-8").split("\n", 1)[0]
         found = regex.search(r"configs/([a-z]{3})_", first)
         if found and path.stem not in ("sh", "tl", "fa", "nah"):
@@ -115,6 +115,8 @@ def heliport_identifier():
                               "pip install 'corpus[langid]'") from None
         _HELIPORT.append(heliport.Identifier())
     return _HELIPORT[0]
+
+
 _LINGUA: dict[tuple[str, ...], object] = {}  # lingua detectors, one per language set, per process
 
 
