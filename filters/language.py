@@ -91,13 +91,13 @@ _SCRIPT_LATIN = regex.compile(r"\p{Latin}")
 @functools.lru_cache(maxsize=None)
 def iso639_3_to_code() -> dict[str, str]:
     """ISO 639-3 → lid.176 code: from the first line of each FineWeb-2 table (``configs/rus_Cyrl.yml``
-    → ``ru``; the tables that borrow another language's values, named in ATTRIBUTION.md, are left
-    out), then HELIPORT_CODES."""
+    → ``ru``; tables that borrow another language's values are marked and left out), then
+    HELIPORT_CODES."""
     table = {}
     for path in sorted(THRESHOLDS.glob("*.yml")):
         first = path.read_text(encoding="utf-8").split("\n", 1)[0]
         found = regex.search(r"configs/([a-z]{3})_", first)
-        if found and path.stem not in ("sh", "tl", "fa", "nah"):
+        if found:  # a table that borrows another language's values starts with "# substitute:" instead
             table.setdefault(found.group(1), path.stem)
     table.update(HELIPORT_CODES)
     return table
