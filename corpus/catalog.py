@@ -3,7 +3,9 @@ registries (``corpus.core.registry``).
 
 Steps live in ``corpus.readers``, ``corpus.extract``, ``corpus.writers`` and in every module of
 ``corpus.filters`` and ``corpus.dedup``; stages in every module of ``corpus.stages``. A new step
-or stage is one new module there: nothing else needs editing. The libraries behind them
+or stage is one new module there: nothing else needs editing. Modules whose names start with
+``_`` register nothing and are skipped (``corpus.filters._language_preload`` loads a model when
+imported: only a worker's forkserver imports it). The libraries behind them
 (``corpus.tokenizer``, ``corpus.trainer``) register nothing and are not imported here, so
 ``corpus steps`` and config validation do not load PyTorch.
 """
@@ -22,7 +24,8 @@ def _import_all() -> None:
     for name in PROVIDERS:
         module = importlib.import_module(name)
         for info in pkgutil.iter_modules(getattr(module, "__path__", [])):
-            importlib.import_module(f"{name}.{info.name}")
+            if not info.name.startswith("_"):
+                importlib.import_module(f"{name}.{info.name}")
 
 
 def steps() -> dict[str, type]:

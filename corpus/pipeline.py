@@ -201,6 +201,7 @@ class Runner:
             executor.run()
             logger.success(f"corpus: submitted {len(jobs)} Slurm jobs; logs and stats under {self.out / 'logs'}")
             return self._summaries(parts), time.time() - start
+        self._share_models(jobs)
         if self.cfg.executor["type"] == "ray":
             import ray
 
@@ -221,6 +222,20 @@ class Runner:
                                "again: finished tasks are kept") from e
             self._account(job, self._job_stats(job), parts)
         return self._summaries(parts), time.time() - start
+
+    def _share_models(self, jobs: list[Job]) -> None:
+        """Local workers are forked from datatrove's forkserver: the modules that steps name in
+        ``forkserver_preload`` (a large read-only model, loaded at import) are imported there
+        once, before the first worker, so that the workers share the model's memory instead of
+        each loading a copy. Must run before the forkserver starts (the first job's pool)."""
+        ex = self.cfg.executor
+        if ex["type"] != "local" or ex.get("workers", -1) == 1 or ex.get("start_method", "forkserver") != "forkserver":
+            return
+        modules = sorted({m for job in jobs for s in job.steps for m in getattr(s, "forkserver_preload", ())})
+        if modules:
+            import multiprocess
+
+            multiprocess.get_context("forkserver").set_forkserver_preload(modules)
 
     def _job_stats(self, job: Job) -> list[tuple[float, dict[str, int]]]:
         """(seconds, counters) per step of a job, summed over its tasks' stats files (read

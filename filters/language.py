@@ -104,6 +104,8 @@ def iso639_3_to_code() -> dict[str, str]:
 
 
 _HELIPORT: list = []  # one loaded model per process
+HELIPORT_MISSING = "language_id's backend heliport needs the heliport package (GPL-3.0): pip install 'corpus[langid]'"
+LINGUA_MISSING = "language_id's second_opinion needs lingua: pip install 'corpus[langid]'"
 
 
 def heliport_identifier():
@@ -111,8 +113,7 @@ def heliport_identifier():
         try:
             import heliport
         except ImportError:
-            raise ImportError("language_id's backend heliport needs the heliport package (GPL-3.0): "
-                              "pip install 'corpus[langid]'") from None
+            raise ImportError(HELIPORT_MISSING) from None
         _HELIPORT.append(heliport.Identifier())
     return _HELIPORT[0]
 
@@ -121,19 +122,28 @@ _LINGUA: dict[tuple[str, ...], object] = {}  # lingua detectors, one per languag
 
 
 def lingua_detector(languages: tuple[str, ...] = ()):
-    """A lingua detector for these lid.176 codes (all of lingua's 75 languages when empty)."""
+    """A lingua detector for these lid.176 codes (all of lingua's 75 languages when empty). Each
+    language's model loads when a text first needs it (a worker that never sees Bosnian or
+    Setswana never holds their models); the accuracy is lingua's full mode either way."""
     if languages not in _LINGUA:
         try:
             from lingua import Language, LanguageDetectorBuilder
         except ImportError:
-            raise ImportError("language_id's second_opinion needs lingua: pip install 'corpus[langid]'") from None
+            raise ImportError(LINGUA_MISSING) from None
         if languages:
             by_code = {lang.iso_code_639_1.name.lower(): lang for lang in Language.all()}
             builder = LanguageDetectorBuilder.from_languages(*[by_code["nb" if c == "no" else c] for c in languages])
         else:
             builder = LanguageDetectorBuilder.from_all_languages()
-        _LINGUA[languages] = builder.with_preloaded_language_models().build()
+        _LINGUA[languages] = builder.build()
     return _LINGUA[languages]
+
+
+def _installed(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except ValueError:  # in sys.modules as None: imports of it fail
+        return False
 
 
 class LanguageIdentifier:
@@ -161,11 +171,15 @@ class LanguageIdentifier:
         self.model_path = (model_path or default_model_path()) if backend == "lid176" else None
         self.max_chars = max_chars
         self.second_opinion = second_opinion
-        if backend == "heliport":
-            heliport_identifier()  # fail now when heliport is missing, not on the first document
-        if second_opinion:  # fail now when lingua is missing, and build the detectors before the first document
-            for group in (NORWEGIAN,) if backend == "lid176" else HELIPORT_GROUPS.values():
-                lingua_detector(group)
+        # fail now when a package is missing, without loading a model: this process (the runner)
+        # only builds the step; the workers load what they use (heliport: about 830 MB)
+        if backend == "heliport" and not _installed("heliport"):
+            raise ImportError(HELIPORT_MISSING)
+        if second_opinion and not _installed("lingua"):
+            raise ImportError(LINGUA_MISSING)
+        # the runner asks the local executor's forkserver to import these before it forks the
+        # workers: one heliport model, shared copy-on-write by every worker
+        self.forkserver_preload = ("corpus.filters._language_preload",) if backend == "heliport" else ()
 
     def load(self) -> None:
         """Loads the model (once per process): call before the first document."""
@@ -251,6 +265,7 @@ class LanguageID(Funnel, PipelineStep):
                  backend: str = "lid176"):
         super().__init__()
         self.lid = LanguageIdentifier(model_path, max_chars, second_opinion, backend)
+        self.forkserver_preload = self.lid.forkserver_preload
 
     def run(self, data: DocumentsPipeline, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
         self.lid.load()  # fail before the first document, not on it
@@ -284,6 +299,7 @@ class LanguageFilter(Filter):
         self.languages = set(languages or [])
         self.min_score = min_score
         self.lid = LanguageIdentifier(model_path, max_chars, second_opinion, backend)
+        self.forkserver_preload = self.lid.forkserver_preload
 
     def filter(self, doc: Document) -> bool | tuple[bool, str]:
         self.lid.annotate(doc)

