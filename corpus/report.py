@@ -21,7 +21,8 @@ from pathlib import Path
 
 from corpus.core.io import atomic_path
 
-SAMPLE = 50_000
+SAMPLE = 20_000  # documents read from each of docs/ and removed/ (a sample: see _read_documents)
+SHOWN_METADATA = ("language", "quality_score", "filter_reason", "url")
 EXAMPLES = 3
 PREVIEW_CHARS = 400
 
@@ -47,26 +48,40 @@ def _figure(width: float = 6.5, height: float = 3.0):
 
 
 def _read_documents(folder: Path, limit: int = SAMPLE) -> list[dict]:
-    """Up to ``limit`` documents from the JSONL files the run wrote in a folder, as dicts (id,
-    text, metadata); lines that do not parse are passed over (the run's own files, not input)."""
+    """A bounded sample of the documents in the JSONL files the run wrote in a folder: up to
+    ``limit`` documents, taken from the start of every file in turn (a run of many tasks is
+    represented by all of them, and a large run costs no more to report than a small one).
+    Each is a small dict (id, the first characters of the text, its length, the metadata the
+    report shows, the folder): memory does not grow with the run. Lines that do not parse are
+    passed over (the run's own files, not input)."""
     if not folder.is_dir():
         return []
     import fsspec
 
-    out = []
-    for path in sorted(p for p in folder.rglob("*.jsonl*") if p.is_file() and "_tmp" not in p.parts):
+    files = sorted(p for p in folder.rglob("*.jsonl*") if p.is_file() and "_tmp" not in p.parts)
+    out: list[dict] = []
+    for k, path in enumerate(files):
+        quota = min(limit - len(out), -(-(limit - len(out)) // (len(files) - k)))  # an even share of what is left
+        taken = 0
         with fsspec.open(str(path), "rt", compression="infer", encoding="utf-8") as f:
             for line in f:
+                if taken >= quota:
+                    break
                 try:
                     row = json.loads(line)
                 except ValueError:
                     continue
                 if isinstance(row, dict):
-                    out.append({"id": str(row.get("id", "")), "text": str(row.get("text") or ""),
-                                "metadata": row.get("metadata") or {}, "folder": path.parent.name})
-                if len(out) >= limit:
-                    return out
+                    text = str(row.get("text") or "")
+                    meta = row.get("metadata") or {}
+                    out.append({"id": str(row.get("id", "")), "text": text[: PREVIEW_CHARS + 1], "length": len(text),
+                                "metadata": {k: meta[k] for k in SHOWN_METADATA if k in meta}, "folder": path.parent.name})
+                    taken += 1
     return out
+
+
+def _sampled(docs: list[dict]) -> str:
+    return f" (a sample: the first of every file, {SAMPLE} at most)" if len(docs) >= SAMPLE else ""
 
 
 def _table(headers: list[str], rows: list[list]) -> str:
@@ -76,7 +91,7 @@ def _table(headers: list[str], rows: list[list]) -> str:
 
 
 def _preview(doc: dict) -> str:
-    text = doc["text"][:PREVIEW_CHARS] + ("…" if len(doc["text"]) > PREVIEW_CHARS else "")
+    text = doc["text"][:PREVIEW_CHARS] + ("…" if doc["length"] > PREVIEW_CHARS else "")
     meta = doc["metadata"]
     facts = [f"id {doc['id']}"] + [f"{k} {meta[k]}" for k in ("language", "quality_score", "filter_reason", "url")
                                    if meta.get(k) not in (None, "")]
@@ -115,7 +130,7 @@ def languages_section(docs: list[dict]) -> str:
 def lengths_section(docs: list[dict]) -> str:
     import numpy as np
 
-    lengths = [len(d["text"]) for d in docs if d["text"]]
+    lengths = [d["length"] for d in docs if d["length"]]
     if not lengths:
         return ""
     fig, ax = _figure()
@@ -125,7 +140,7 @@ def lengths_section(docs: list[dict]) -> str:
     ax.set_xlabel("characters per curated document")
     ax.set_ylabel("documents")
     p = np.percentile(lengths, [10, 50, 90])
-    return (f"<h2>Document lengths</h2>{_svg(fig)}<p>{len(lengths)} documents; characters: 10th percentile "
+    return (f"<h2>Document lengths</h2>{_svg(fig)}<p>{len(lengths)} documents{_sampled(docs)}; characters: 10th percentile "
             f"{int(p[0])}, median {int(p[1])}, 90th {int(p[2])}</p>")
 
 
@@ -147,27 +162,43 @@ def quality_section(docs: list[dict]) -> str:
 
 
 def dedup_section(run: Path, removed: list[dict]) -> str:
+    """Read ``clusters.jsonl`` one line at a time: counts, sizes and the three largest clusters,
+    whatever the number of clusters."""
+    import heapq
+
     path = run / "dedup" / "clusters.jsonl"
     if not path.exists():
         return ""
-    clusters = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-    if not clusters:
+    sizes: Counter = Counter()
+    removed_n, largest = 0, []
+    with open(path, encoding="utf-8") as f:
+        for n, line in enumerate(f):
+            if not line.strip():
+                continue
+            c = json.loads(line)
+            sizes[c["size"]] += 1
+            removed_n += len(c["removed"])
+            c["removed"] = c["removed"][:5]  # all the page shows of a cluster
+            entry = (c["size"], -n, c)
+            if len(largest) < 3:
+                heapq.heappush(largest, entry)
+            else:
+                heapq.heappushpop(largest, entry)
+    if not sizes:
         return "<h2>Duplicates</h2><p>No duplicate clusters were found.</p>"
-    sizes = Counter(c["size"] for c in clusters)
     fig, ax = _figure(6.5, 2.4)
     ax.bar([str(k) for k in sorted(sizes)], [sizes[k] for k in sorted(sizes)], color="#8d6cab")
     ax.set_xlabel("cluster size (documents)")
     ax.set_ylabel("clusters")
     texts = {d["id"]: d for d in removed}
     shown = []
-    for c in sorted(clusters, key=lambda c: -c["size"])[:3]:
+    for _, _, c in sorted(largest, reverse=True):
         items = "".join(f"<li>{html.escape(r['id'])}: {r['reason']}, similarity {r['similarity']}</li>"
-                        for r in c["removed"][:5])
+                        for r in c["removed"])
         sample = texts.get(c["removed"][0]["id"]) if c["removed"] else None
         shown.append(f"<div class='cluster'><b>cluster of {c['size']}</b>, kept {html.escape(c['kept'])}<ul>{items}</ul>"
                      + (_preview(sample) if sample else "") + "</div>")
-    removed_n = sum(len(c["removed"]) for c in clusters)
-    return (f"<h2>Duplicates</h2><p>{len(clusters)} clusters, {removed_n} documents removed.</p>"
+    return (f"<h2>Duplicates</h2><p>{sum(sizes.values())} clusters, {removed_n} documents removed.</p>"
             + _svg(fig) + "".join(shown))
 
 

@@ -86,3 +86,37 @@ train: {{n_layer: 1, n_head: 2, n_embd: 32, block_size: 32, batch_size: 4, max_s
     dom, log, shot = render(page, tmp_path)
     assert dom.count("<svg") >= 4 and "validation loss" in dom
     assert not [line for line in log.splitlines() if "CONSOLE" in line or "Failed to load resource" in line]
+
+
+def test_the_report_samples_a_large_run_instead_of_loading_it(tmp_path):
+    """Documents: an even share from every file, each kept as a short preview with its length;
+    clusters.jsonl: read a line at a time, every cluster counted, the three largest shown."""
+    import gzip
+    import json
+
+    from corpus import report
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    for task in range(3):
+        with gzip.open(docs / f"{task:05d}.jsonl.gz", "wt", encoding="utf-8") as f:
+            for i in range(100):
+                f.write(json.dumps({"id": f"{task}-{i}", "text": "word " * (1000 + i),
+                                    "metadata": {"language": "en", "big": "x" * 10_000}}) + "\n")
+    sample = report._read_documents(docs, limit=30)
+    assert len(sample) == 30
+    assert sorted({d["id"].split("-")[0] for d in sample}) == ["0", "1", "2"]  # every task's file
+    assert all(len(d["text"]) <= report.PREVIEW_CHARS + 1 and d["length"] >= 5000 for d in sample)
+    assert all(set(d["metadata"]) == {"language"} for d in sample)  # no bulky metadata kept
+    (tmp_path / "dedup").mkdir()
+    with open(tmp_path / "dedup" / "clusters.jsonl", "w") as f:
+        for c in range(5000):
+            size = 2 + (c % 7 == 0) + 50 * (c == 1234)
+            f.write(json.dumps({"cluster": f"c{c}", "kept": f"k{c}", "size": size,
+                                "removed": [{"id": f"r{c}-{j}", "reason": "near_duplicate", "similarity": 0.9}
+                                            for j in range(size - 1)]}) + "\n")
+    section = report.dedup_section(tmp_path, [])
+    removed = sum(1 + (c % 7 == 0) + 50 * (c == 1234) for c in range(5000))
+    assert f"5000 clusters, {removed} documents removed" in section
+    assert section.index("cluster of 52<") < section.index("cluster of 3<")  # largest first
+    assert section.count("<li>") == 5 + 2 + 2  # at most five members of each of the three shown
