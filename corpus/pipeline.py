@@ -3,17 +3,22 @@ steps on a datatrove executor, then the stages after them (tokenizer, shards, tr
 writes ``summary.json`` in the run folder.
 
 Steps that must see every document before deciding (``minhash_dedup``) are *barriers*: the
-runner ends the current executor job with the barrier's per-task stage and a writer to
-``work/``, runs the barrier's single-task stage, then starts the next job by reading ``work/``
-and applying the barrier's filter. Each job keeps datatrove's completion markers under
-``logs/``, so a re-run skips the tasks that finished.
+runner ends the current executor job with the barrier's per-task stage, runs the barrier's
+middle stages, then starts the next job with the barrier's filter. That job reads the input
+again when only readers come before the barrier (as datatrove's own dedup does: the same
+readers give the same documents in the same order); otherwise the first job also writes its
+documents to ``work/`` (zstd) and the next one reads them, and ``work/`` is removed once every
+job is done. Each job keeps datatrove's completion markers under ``logs/``, so a re-run skips
+the tasks that finished.
 """
 
 from __future__ import annotations
 
+import copy
 import glob
 import json
 import os
+import shutil
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -167,12 +172,20 @@ class Runner:
             if getattr(step, "barrier", False):
                 folder = self.out / ("dedup" if segment == 0 else f"dedup-{segment + 1}")
                 first, middle, last = step.stages(str(folder))
-                work = self.out / "work" / f"{segment:02d}"
-                plan.append(Job(f"{segment:02d}-steps", steps + [first, JsonlWriter(str(work))], owners + [owner, None]))
+                if steps and all(getattr(s, "is_reader", False) for s in steps):
+                    # only readers before the barrier: the job after it reads the input again, in
+                    # the same order (as datatrove's own dedup does), instead of a copy in work/
+                    plan.append(Job(f"{segment:02d}-steps", steps + [first], owners + [owner]))
+                    after = [copy.deepcopy(s) for s in steps] + [step.renumber()]
+                else:
+                    work = self.out / "work" / f"{segment:02d}"
+                    plan.append(Job(f"{segment:02d}-steps", steps + [first, JsonlWriter(str(work), compression="zstd")],
+                                    owners + [owner, None]))
+                    after = [DeferredJsonlReader([str(work / "*.jsonl.zst")])]
                 for k, (stage, tasks) in enumerate(middle):
                     plan.append(Job(f"{segment:02d}-{step.yaml_name}-{k + 1}", [stage], [owner], tasks=tasks, side=True))
                 segment += 1
-                steps, owners = [DeferredJsonlReader([str(work / "*.jsonl.gz")]), last], [None, owner]
+                steps, owners = after + [last], [None] * len(after) + [owner]
                 continue
             steps.append(step)
             owners.append(owner)
@@ -221,6 +234,8 @@ class Runner:
                                f"{logs / 'logs'} (and {logs / 'console.log'}); fix the cause and run the same command "
                                "again: finished tasks are kept") from e
             self._account(job, self._job_stats(job), parts)
+        if (self.out / "work").is_dir():  # every job is done: the copies between them are not needed again
+            shutil.rmtree(self.out / "work")
         return self._summaries(parts), time.time() - start
 
     def _share_models(self, jobs: list[Job]) -> None:

@@ -173,6 +173,7 @@ class MinhashParams:
     seed: int
     bands: int
     rows: int
+    memory_mb: float = 512  # what one stage's buffers may hold (see corpus.dedup.step)
 
     def permutations(self):
         """datasketch's own permutation parameters for this seed and size."""
@@ -249,3 +250,21 @@ class UnionFind:
         ra, rb = self.find(a), self.find(b)
         if ra != rb:
             self.parent[max(ra, rb)] = min(ra, rb)
+
+
+def connected_components(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The clusters that pairs (``a[i]``, ``b[i]``) of int64 node keys join: (nodes, label) with
+    ``nodes`` sorted and ``label`` the cluster of each, both arrays (scipy's connected components
+    on the pair graph). Memory grows with the number of pairs, about 60 bytes each, never with
+    Python objects per document."""
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components as components
+
+    nodes, inverse = np.unique(np.concatenate([a, b]), return_inverse=True)
+    if not len(nodes):
+        return nodes, np.zeros(0, np.int64)
+    n = len(a)
+    graph = coo_matrix((np.ones(n, np.int8), (inverse[:n], inverse[n:])), shape=(len(nodes), len(nodes)))
+    _, label = components(graph, directed=False)
+    return nodes, label.astype(np.int64)
+

@@ -12,15 +12,20 @@ pipeline around it (a *barrier* step) into four stages, each a datatrove step th
    with numpy instead of shingle by shingle; a test checks they equal datasketch's own
    ``MinHash.update_batch`` bit for bit. Each task writes its signatures, a band hash per LSH
    band plus a content hash (the exact-duplicate "band"), each band's hashes *sorted*, and a
-   small table of (id, quality_score, length).
-2. **pairs** (one task per group of bands). For each band, the tasks' sorted files are merged
-   (a stable sort of sorted runs); documents sharing a band hash are candidates, and each
-   candidate pair is checked on its estimated Jaccard (the share of equal signature values)
-   before it counts. Bands are laid out by datasketch's ``_optimal_param`` for
-   ``band_threshold`` (default ``threshold - 0.1``): bands tuned at the threshold itself miss
-   many pairs just above it, and the check keeps loose bands from chaining unrelated documents.
-3. **clusters** (one task). Verified pairs are joined by union-find; memory grows with the
-   number of duplicate pairs, not with the number of documents. One document is kept per
+   small table of (id, quality_score, length). The band hashes are buffered up to half of
+   ``max_memory_mb`` (``8 * (bands + 1)`` bytes a document: 120 bytes at the defaults), then
+   spilled to disk as a sorted run; a task writes as many runs as its input needs.
+2. **pairs** (one task per group of bands). For each band, the sorted runs of every task are
+   merged one hash range at a time (ranges cut at quantiles of a sample of the runs, as many as
+   it takes to keep each merge within ``max_memory_mb``, about 48 bytes a document): documents
+   sharing a band hash are candidates, and each candidate pair is checked on its estimated
+   Jaccard (the share of equal signature values) before it counts. Bands are laid out by
+   datasketch's ``_optimal_param`` for ``band_threshold`` (default ``threshold - 0.1``): bands
+   tuned at the threshold itself miss many pairs just above it, and the check keeps loose bands
+   from chaining unrelated documents.
+3. **clusters** (one task). Verified pairs are joined into clusters by scipy's connected
+   components, on arrays: memory grows with the number of duplicates (about 200 bytes per
+   document in a cluster, its id included), never with the corpus. One document is kept per
    cluster: the highest ``quality_score``, then the longest text, then the smallest id. Writes
    ``clusters.jsonl`` (cluster, kept id, removed ids with reason and estimated similarity).
 4. **filter** (every task, first of the steps after it). Drops the removed documents, with
@@ -43,7 +48,8 @@ from loguru import logger
 from corpus.core.funnel import Filter, Funnel
 from corpus.core.io import atomic_path, finished_files, write_arrow
 from corpus.core.registry import register
-from corpus.dedup.minhash import MinhashParams, ShingleHasher, UnionFind, band_hashes, minhash_batch, normalize
+from corpus.dedup.minhash import (MinhashParams, ShingleHasher, band_hashes, connected_components, minhash_batch,
+                                  normalize)
 from corpus.filters.heuristics import is_unspaced
 
 KEY = "dedup_key"  # metadata set by the signatures stage, read (and removed) by the filter
@@ -54,14 +60,16 @@ KEY = "dedup_key"  # metadata set by the signatures stage, read (and removed) by
 class MinhashDedup(PipelineStep):
     """Removes exact and near-duplicate documents (estimated Jaccard of shingles >= ``threshold``),
     keeping one per cluster (highest quality_score, then longest, then smallest id). A barrier:
-    the runner splits it into signatures, pairs, clusters and filter stages."""
+    the runner splits it into signatures, pairs, clusters and filter stages. ``max_memory_mb``
+    bounds the buffers of the signatures and pairs stages (per task): beyond it they spill sorted
+    runs to disk and merge them a hash range at a time, with the same output."""
 
     name = "🫂 minhash_dedup"
     type = "🫂 - DEDUP"
     barrier = True
 
     def __init__(self, threshold: float = 0.8, num_perm: int = 128, ngram: int = 5, seed: int = 1,
-                 band_threshold: float | None = None):
+                 band_threshold: float | None = None, max_memory_mb: float = 512):
         super().__init__()
         from datasketch.lsh import _optimal_param
 
@@ -70,8 +78,10 @@ class MinhashDedup(PipelineStep):
         if num_perm < 16 or ngram < 1:
             raise ValueError("num_perm must be at least 16 and ngram at least 1")
         band_threshold = band_threshold if band_threshold is not None else max(0.05, threshold - 0.1)
+        if max_memory_mb < 0.1:
+            raise ValueError("max_memory_mb must be at least 0.1")
         bands, rows = _optimal_param(band_threshold, num_perm, 0.5, 0.5)
-        self.params = MinhashParams(threshold, num_perm, ngram, seed, bands, rows)
+        self.params = MinhashParams(threshold, num_perm, ngram, seed, bands, rows, max_memory_mb)
         self.folder: str | None = None
 
     def stages(self, folder: str):
@@ -83,12 +93,29 @@ class MinhashDedup(PipelineStep):
     def run(self, data: DocumentsPipeline, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
         raise RuntimeError("minhash_dedup is a barrier step: the pipeline runner splits it into stages")
 
+    def renumber(self) -> "MinhashKeys":
+        """For a job that reads the input again instead of the signatures stage's output."""
+        return MinhashKeys()
+
+
+class MinhashKeys(PipelineStep):
+    """Gives documents read again the keys the signatures stage gave them (task and position):
+    the same readers in the same task yield the same documents in the same order."""
+
+    name = "🫂 minhash_dedup: keys"
+    type = "🫂 - DEDUP"
+
+    def run(self, data: DocumentsPipeline, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
+        for n, doc in enumerate(data):
+            doc.metadata[KEY] = f"{rank}:{n}"
+            yield doc
+
 
 def _paths(folder: str, rank: int) -> dict[str, str]:
     return {
         "sig": os.path.join(folder, "signatures", f"{rank:05d}.u32"),
         "meta": os.path.join(folder, "signatures", f"{rank:05d}.arrow"),
-        "bands": os.path.join(folder, "bands", "{band:03d}", f"{rank:05d}.npy"),
+        "bands": os.path.join(folder, "bands", "{band:03d}", f"{rank:05d}-{{run:04d}}.npy"),
     }
 
 
@@ -96,6 +123,7 @@ META_SCHEMA = pa.schema([("id", pa.string()), ("quality_score", pa.float64()), (
                          ("content_hash", pa.uint64())])
 BUCKET_DTYPE = np.dtype([("hash", "<u8"), ("idx", "<u4")])
 PAIR_DTYPE = np.dtype([("ra", "<u4"), ("ia", "<u4"), ("rb", "<u4"), ("ib", "<u4"), ("sim", "<f4")])
+MERGE_BYTES_PER_ROW = 48  # the pairs stage's merge: the record, its owner, the sort order and the gathered columns
 
 
 class _Stage(Funnel, PipelineStep):
@@ -121,15 +149,37 @@ class MinhashSignatures(_Stage):
         hasher = ShingleHasher(p.ngram)
         paths = _paths(self.folder, rank)
         os.makedirs(os.path.dirname(paths["sig"]), exist_ok=True)
+        self._remove_runs(rank)  # an earlier, interrupted attempt of this task
+        spill_rows = max(256, int(p.memory_mb * 2**20 / 2 / (8 * (p.bands + 1))))
         band_parts: list[np.ndarray] = []
-        n = 0
+        buffered, runs, n = 0, 0, 0
+
+        def spill():
+            """The buffered band hashes as one sorted run per band: (hash, index in this task)."""
+            nonlocal band_parts, buffered, runs
+            if not band_parts:
+                return
+            allbands = np.concatenate(band_parts)
+            first = n - len(allbands)
+            for k in range(p.bands + 1):
+                col = allbands[:, k]
+                order = np.argsort(col, kind="stable")
+                rec = np.empty(len(col), BUCKET_DTYPE)
+                rec["hash"], rec["idx"] = col[order], (order + first).astype(np.uint32)
+                path = paths["bands"].format(band=k, run=runs)
+                os.makedirs(os.path.dirname(path), exist_ok=True)
+                with atomic_path(path) as tmp:
+                    with open(tmp, "wb") as f:
+                        np.save(f, rec)
+            band_parts, buffered, runs = [], 0, runs + 1
+
         with atomic_path(paths["sig"]) as sig_tmp, atomic_path(paths["meta"]) as meta_tmp:
             with open(sig_tmp, "wb") as sig_file, pa.OSFile(str(meta_tmp), "wb") as sink, \
                     pa.ipc.new_file(sink, META_SCHEMA) as meta:
                 batch: list[Document] = []
 
                 def flush():
-                    nonlocal n
+                    nonlocal n, buffered
                     if not batch:
                         return
                     with self.track_time("batch"):
@@ -153,7 +203,10 @@ class MinhashSignatures(_Stage):
                             pa.array(content, pa.uint64()),
                         ], schema=META_SCHEMA))
                     n += len(batch)
+                    buffered += len(batch)
                     batch.clear()
+                    if buffered >= spill_rows:
+                        spill()
 
                 size = 0
                 for doc in data:
@@ -161,25 +214,23 @@ class MinhashSignatures(_Stage):
                     batch.append(doc)
                     size += len(doc.text)
                     yield doc
-                    if len(batch) >= self.batch_docs or size >= self.batch_bytes:
+                    if len(batch) >= min(self.batch_docs, spill_rows) or size >= self.batch_bytes:
                         flush()
                         size = 0
                 flush()
+                spill()
         self.received(n)
         self.kept(n)
-        # one sorted (hash, index) file per band: the pairs stage merges these runs
-        allbands = np.concatenate(band_parts) if band_parts else np.zeros((0, p.bands + 1), np.uint64)
-        for k in range(p.bands + 1):
-            path = paths["bands"].format(band=k)
-            os.makedirs(os.path.dirname(path), exist_ok=True)
-            col = allbands[:, k]
-            order = np.argsort(col, kind="stable")
-            rec = np.empty(len(col), BUCKET_DTYPE)
-            rec["hash"], rec["idx"] = col[order], order.astype(np.uint32)
-            with atomic_path(path) as tmp:
-                with open(tmp, "wb") as f:
-                    np.save(f, rec)
-        logger.info(f"minhash_dedup: task {rank}: {n} signatures, {p.bands} bands of {p.rows}")
+        self.stat_update("band_runs", value=runs)
+        logger.info(f"minhash_dedup: task {rank}: {n} signatures, {p.bands} bands of {p.rows}, {runs} sorted runs")
+
+    def _remove_runs(self, rank: int) -> None:
+        root = os.path.join(self.folder, "bands")
+        if os.path.isdir(root):
+            for band in os.listdir(root):
+                for name in os.listdir(os.path.join(root, band)):
+                    if name.startswith(f"{rank:05d}"):
+                        os.unlink(os.path.join(root, band, name))
 
 
 class _Signatures:
@@ -202,8 +253,13 @@ class _Signatures:
             out[mask] = self.maps[int(r)][idx[mask]]
         return out
 
-    def similarity(self, ra, ia, rb, ib) -> np.ndarray:
-        return (self.gather(ra, ia) == self.gather(rb, ib)).mean(axis=1).astype(np.float32)
+    def similarity(self, ra, ia, rb, ib, chunk: int = 65536) -> np.ndarray:
+        """Estimated Jaccard of each pair, ``chunk`` pairs at a time (1 KB of signatures a pair)."""
+        out = np.empty(len(ra), np.float32)
+        for s in range(0, len(ra), chunk):
+            e = s + chunk
+            out[s:e] = (self.gather(ra[s:e], ia[s:e]) == self.gather(rb[s:e], ib[s:e])).mean(axis=1)
+        return out
 
 
 class MinhashPairs(_Stage):
@@ -212,111 +268,139 @@ class MinhashPairs(_Stage):
     def run(self, data: DocumentsPipeline = None, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
         p = self.params
         sigs = _Signatures(self.folder, p.num_perm)
-        exact_band = p.bands
+        budget_rows = max(256, int(p.memory_mb * 2**20 / MERGE_BYTES_PER_ROW))
+        out = os.path.join(self.folder, "pairs")
+        os.makedirs(out, exist_ok=True)
         for band in range(rank, p.bands + 1, world_size):
             with self.track_time("band"):
+                for name in os.listdir(out):  # an earlier attempt's ranges of this band
+                    if name.startswith(f"{band:03d}-"):
+                        os.unlink(os.path.join(out, name))
                 root = os.path.join(self.folder, "bands", f"{band:03d}")
-                runs, owners = [], []
-                for name in finished_files(root, ".npy"):
-                    arr = np.load(os.path.join(root, name), mmap_mode="r")
-                    runs.append(arr)
-                    owners.append(np.full(len(arr), int(name[:5]), np.uint32))
-                if not runs:
+                names = finished_files(root, ".npy") if os.path.isdir(root) else []
+                runs = [np.load(os.path.join(root, name), mmap_mode="r") for name in names]
+                owners = [int(name[:5]) for name in names]
+                total = sum(len(r) for r in runs)
+                if not total:
                     continue
-                merged = np.concatenate(runs)
-                owner = np.concatenate(owners)
-                order = np.argsort(merged["hash"], kind="stable")  # timsort: merges the sorted runs
-                h, r, i = merged["hash"][order], owner[order], merged["idx"][order]
-                same = np.flatnonzero(h[1:] == h[:-1]) + 1  # positions equal to their predecessor
-                if len(same) == 0:
-                    pairs = np.zeros(0, PAIR_DTYPE)
-                else:
-                    # group start for each position: star pairs (first member, other member)
-                    starts = np.flatnonzero(np.concatenate([[True], h[1:] != h[:-1]]))
-                    first = starts[np.searchsorted(starts, same, side="right") - 1]
-                    sim = sigs.similarity(r[first], i[first], r[same], i[same])
-                    keep = np.ones(len(same), bool) if band == exact_band else sim >= p.threshold
-                    pairs = np.zeros(int(keep.sum()), PAIR_DTYPE)
-                    pairs["ra"], pairs["ia"] = r[first][keep], i[first][keep]
-                    pairs["rb"], pairs["ib"] = r[same][keep], i[same][keep]
-                    pairs["sim"] = sim[keep]
-                    self.stat_update("candidates", value=len(same))
-                    self.stat_update("rejected_by_check", value=int((~keep).sum()))
-                self.stat_update("pairs", value=len(pairs))
-                path = os.path.join(self.folder, "pairs", f"{band:03d}.npy")
-                os.makedirs(os.path.dirname(path), exist_ok=True)
-                with atomic_path(path) as tmp:
-                    with open(tmp, "wb") as f:
-                        np.save(f, pairs)
+                bounds = self._range_bounds(runs, -(-total // budget_rows))
+                starts = [0] * len(runs)
+                for part in range(len(bounds) + 1):
+                    ends = [len(r) if part == len(bounds) else int(np.searchsorted(r["hash"], bounds[part], side="left"))
+                            for r in runs]
+                    pairs = self._pairs(np.concatenate([r[a:e] for r, a, e in zip(runs, starts, ends)]),
+                                        np.concatenate([np.full(e - a, o, np.uint32) for o, a, e in zip(owners, starts, ends)]),
+                                        sigs, exact=band == p.bands)
+                    starts = ends
+                    self.stat_update("pairs", value=len(pairs))
+                    with atomic_path(os.path.join(out, f"{band:03d}-{part:04d}.npy")) as tmp:
+                        with open(tmp, "wb") as f:
+                            np.save(f, pairs)
+                self.stat_update("merge_ranges", value=len(bounds) + 1)
         return iter(())
 
+    @staticmethod
+    def _range_bounds(runs: list[np.ndarray], parts: int) -> np.ndarray:
+        """Hash values that cut the band into ``parts`` ranges of about equal size: quantiles of
+        a sample of every sorted run. Equal hashes always fall in one range."""
+        if parts <= 1:
+            return np.zeros(0, np.uint64)
+        step = max(1, sum(len(r) for r in runs) // (parts * 256))
+        sample = np.sort(np.concatenate([np.asarray(r["hash"][::step]) for r in runs]))
+        return np.unique(sample[(np.arange(1, parts) * len(sample)) // parts])
+
+    def _pairs(self, merged: np.ndarray, owner: np.ndarray, sigs: "_Signatures", exact: bool) -> np.ndarray:
+        """Verified pairs among the documents of one hash range that share a hash: each with the
+        first of its group (a star), kept when their estimated Jaccard reaches the threshold
+        (every pair, in the exact-duplicate band)."""
+        order = np.argsort(merged["hash"], kind="stable")  # timsort: merges the sorted runs
+        h, r, i = merged["hash"][order], owner[order], merged["idx"][order]
+        same = np.flatnonzero(h[1:] == h[:-1]) + 1  # positions equal to their predecessor
+        if len(same) == 0:
+            return np.zeros(0, PAIR_DTYPE)
+        starts = np.flatnonzero(np.concatenate([[True], h[1:] != h[:-1]]))
+        first = starts[np.searchsorted(starts, same, side="right") - 1]
+        sim = sigs.similarity(r[first], i[first], r[same], i[same])
+        keep = np.ones(len(same), bool) if exact else sim >= self.params.threshold
+        pairs = np.zeros(int(keep.sum()), PAIR_DTYPE)
+        pairs["ra"], pairs["ia"] = r[first][keep], i[first][keep]
+        pairs["rb"], pairs["ib"] = r[same][keep], i[same][keep]
+        pairs["sim"] = sim[keep]
+        self.stat_update("candidates", value=len(same))
+        self.stat_update("rejected_by_check", value=int((~keep).sum()))
+        return pairs
 
 
 class MinhashClusters(_Stage):
     name = "🫂 minhash_dedup: clusters"
 
     def run(self, data: DocumentsPipeline = None, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
-        uf = UnionFind()
         with self.track_time():
             pair_dir = os.path.join(self.folder, "pairs")
-            for name in finished_files(pair_dir, ".npy"):
+            a, b = [np.zeros(0, np.int64)], [np.zeros(0, np.int64)]
+            for name in finished_files(pair_dir, ".npy") if os.path.isdir(pair_dir) else []:
                 pairs = np.load(os.path.join(pair_dir, name))
-                a = (pairs["ra"].astype(np.int64) << 32) | pairs["ia"]
-                b = (pairs["rb"].astype(np.int64) << 32) | pairs["ib"]
-                for x, y in zip(a.tolist(), b.tolist()):
-                    uf.union(x, y)
-            clusters: dict[int, list[int]] = {}
-            for node in list(uf.parent):
-                clusters.setdefault(uf.find(node), []).append(node)
-            for root, members in clusters.items():
-                if root not in members:
-                    members.append(root)
-            self._write(clusters)
+                a.append((pairs["ra"].astype(np.int64) << 32) | pairs["ia"])
+                b.append((pairs["rb"].astype(np.int64) << 32) | pairs["ib"])
+            nodes, label = connected_components(np.concatenate(a), np.concatenate(b))
+            self._write(nodes, label)
         return iter(())
 
-    def _write(self, clusters: dict[int, list[int]]) -> None:
-        members = sorted(k for ms in clusters.values() for k in ms)
-        ranks = np.array([k >> 32 for k in members], np.uint32)
-        idx = np.array([k & 0xFFFFFFFF for k in members], np.uint32)
-        meta: dict[int, dict] = {}
+    def _members(self, nodes: np.ndarray) -> dict[str, np.ndarray]:
+        """id, quality_score, length and content hash of each node (rank << 32 | index), from the
+        tasks' metadata tables: only the rows of documents in a cluster are read into memory."""
+        ranks, idx = (nodes >> 32).astype(np.uint32), (nodes & 0xFFFFFFFF).astype(np.uint32)
+        cols = {"id": np.empty(len(nodes), object), "quality_score": np.empty(len(nodes), np.float64),
+                "length": np.empty(len(nodes), np.int64), "content_hash": np.empty(len(nodes), np.uint64)}
         for r in np.unique(ranks):
-            table = pa.ipc.open_file(pa.memory_map(_paths(self.folder, int(r))["meta"])).read_all()
-            sel = idx[ranks == r]
-            rows = table.take(pa.array(sel)).to_pylist()
-            for i, row in zip(sel.tolist(), rows):
-                meta[(int(r) << 32) | i] = row
+            sel = np.flatnonzero(ranks == r)
+            table = pa.ipc.open_file(pa.memory_map(_paths(self.folder, int(r))["meta"])).read_all().take(pa.array(idx[sel]))
+            for name, col in cols.items():
+                col[sel] = table.column(name).to_pylist() if name == "id" else table.column(name).to_numpy()
+        return cols
+
+    def _write(self, nodes: np.ndarray, label: np.ndarray) -> None:
+        m = self._members(nodes)
+        _, id_rank = np.unique(m["id"], return_inverse=True)  # the order of the ids as strings
+        # per cluster, the kept document first: highest quality, then longest, then smallest id
+        order = np.lexsort((id_rank, -m["length"], -m["quality_score"], label))
+        first = np.ones(len(order), bool)
+        first[1:] = label[order][1:] != label[order][:-1]
+        keep_of = np.empty(label.max() + 1 if len(label) else 0, np.int64)
+        keep_of[label[order][first]] = order[first]  # node index of each cluster's kept document
+        keep = keep_of[label]  # ... of every node's cluster
+        removed = keep != np.arange(len(nodes))
+        sims = np.ones(len(nodes), np.float32)
         sigs = _Signatures(self.folder, self.params.num_perm)
-        report, per_rank = [], {}
-        for ms in clusters.values():
-            keep = min(ms, key=lambda k: (-meta[k]["quality_score"], -meta[k]["length"], meta[k]["id"]))
-            others = sorted((k for k in ms if k != keep), key=lambda k: meta[k]["id"])
-            ra = np.full(len(others), keep >> 32, np.uint32)
-            ia = np.full(len(others), keep & 0xFFFFFFFF, np.uint32)
-            sims = sigs.similarity(ra, ia, np.array([k >> 32 for k in others], np.uint32),
-                                   np.array([k & 0xFFFFFFFF for k in others], np.uint32))
-            cluster = meta[keep]["id"]
-            entry = {"cluster": cluster, "kept": cluster, "size": len(ms), "removed": []}
-            per_rank.setdefault(keep >> 32, []).append((keep & 0xFFFFFFFF, cluster, False, "", 1.0))
-            for k, sim in zip(others, sims.tolist()):
-                reason = "exact_duplicate" if meta[k]["content_hash"] == meta[keep]["content_hash"] else "near_duplicate"
-                entry["removed"].append({"id": meta[k]["id"], "reason": reason, "similarity": round(sim, 4)})
-                per_rank.setdefault(k >> 32, []).append((k & 0xFFFFFFFF, cluster, True, reason, round(sim, 4)))
-            report.append(entry)
-        for r, rows in per_rank.items():
-            rows.sort()
-            table = pa.table({"idx": pa.array([x[0] for x in rows], pa.uint32()), "cluster": [x[1] for x in rows],
-                              "removed": [x[2] for x in rows], "reason": [x[3] for x in rows],
-                              "similarity": pa.array([x[4] for x in rows], pa.float32())})
-            path = os.path.join(self.folder, "decisions", f"{r:05d}.arrow")
-            write_arrow(path, table)
+        kn, on = nodes[keep[removed]], nodes[removed]
+        sims[removed] = np.round(sigs.similarity((kn >> 32).astype(np.uint32), (kn & 0xFFFFFFFF).astype(np.uint32),
+                                                 (on >> 32).astype(np.uint32), (on & 0xFFFFFFFF).astype(np.uint32)), 4)
+        exact = m["content_hash"] == m["content_hash"][keep]
+        reason = np.where(~removed, "", np.where(exact, "exact_duplicate", "near_duplicate"))
+        cluster = m["id"][keep]
+        ranks, idx = (nodes >> 32).astype(np.uint32), (nodes & 0xFFFFFFFF).astype(np.uint32)
+        for r in np.unique(ranks):
+            sel = np.flatnonzero(ranks == r)
+            sel = sel[np.argsort(idx[sel], kind="stable")]
+            table = pa.table({"idx": pa.array(idx[sel], pa.uint32()), "cluster": pa.array(cluster[sel].tolist(), pa.string()),
+                              "removed": pa.array(removed[sel]), "reason": pa.array(reason[sel].tolist(), pa.string()),
+                              "similarity": pa.array(sims[sel], pa.float32())})
+            write_arrow(os.path.join(self.folder, "decisions", f"{r:05d}.arrow"), table)
+        # clusters.jsonl, by kept id; in each cluster the removed documents by id
+        by_cluster = np.lexsort((id_rank, removed, keep, id_rank[keep]))
+        ends = np.flatnonzero(np.diff(keep[by_cluster])) + 1
         with atomic_path(os.path.join(self.folder, "clusters.jsonl")) as tmp:
             with open(tmp, "w", encoding="utf-8") as f:
-                for entry in sorted(report, key=lambda e: e["cluster"]):
+                for group in np.split(by_cluster, ends) if len(by_cluster) else []:
+                    kept, others = group[0], group[1:]
+                    entry = {"cluster": m["id"][kept], "kept": m["id"][kept], "size": len(group),
+                             "removed": [{"id": m["id"][k], "reason": str(reason[k]), "similarity": round(float(sims[k]), 4)}
+                                         for k in others]}
                     f.write(json.dumps(entry, ensure_ascii=False) + "\n")
-        removed = sum(len(e["removed"]) for e in report)
-        self.stat_update("clusters", value=len(report))
-        self.stat_update("removed", value=removed)
-        logger.info(f"minhash_dedup: {len(report)} clusters, {removed} documents to remove")
+        clusters, removed_n = int(first.sum()), int(removed.sum())
+        self.stat_update("clusters", value=clusters)
+        self.stat_update("removed", value=removed_n)
+        logger.info(f"minhash_dedup: {clusters} clusters, {removed_n} documents to remove")
 
 
 class MinhashFilter(Filter):
@@ -325,17 +409,16 @@ class MinhashFilter(Filter):
     def __init__(self, folder: str):
         super().__init__()
         self.folder = folder
-        self._decisions: dict[int, dict[int, tuple]] = {}
+        self._decisions: dict[int, tuple[np.ndarray, pa.Table]] = {}
 
-    def _for_rank(self, r: int) -> dict[int, tuple]:
+    def _for_rank(self, r: int) -> tuple[np.ndarray, pa.Table]:
+        """The sorted indices of this task's documents that are in a cluster, and their decisions
+        (an Arrow table, looked up by position: no Python object per document)."""
         if r not in self._decisions:
             path = os.path.join(self.folder, "decisions", f"{r:05d}.arrow")
-            if os.path.exists(path):
-                t = pa.ipc.open_file(pa.memory_map(path)).read_all().to_pydict()
-                self._decisions[r] = {i: (c, rm, why) for i, c, rm, why in
-                                      zip(t["idx"], t["cluster"], t["removed"], t["reason"])}
-            else:
-                self._decisions[r] = {}
+            table = pa.ipc.open_file(pa.memory_map(path)).read_all() if os.path.exists(path) else None
+            self._decisions = {r: (table.column("idx").to_numpy(), table) if table is not None
+                               else (np.zeros(0, np.uint32), None)}  # one task's table at a time
         return self._decisions[r]
 
     def filter(self, doc: Document) -> bool | tuple[bool, str]:
@@ -343,9 +426,11 @@ class MinhashFilter(Filter):
         if key is None:
             raise ValueError(f"document {doc.id!r} has no {KEY}: it did not pass minhash_dedup's signatures stage")
         r, i = map(int, key.split(":"))
-        decision = self._for_rank(r).get(i)
-        if decision is None:
+        idx, table = self._for_rank(r)
+        pos = int(np.searchsorted(idx, i))
+        if pos == len(idx) or idx[pos] != i:
             return True
-        cluster, removed, reason = decision
-        doc.metadata["dedup_cluster"] = cluster
-        return (False, reason) if removed else True
+        doc.metadata["dedup_cluster"] = table.column("cluster")[pos].as_py()
+        if table.column("removed")[pos].as_py():
+            return False, table.column("reason")[pos].as_py()
+        return True

@@ -159,3 +159,76 @@ def test_two_dedup_steps_keep_separate_folders(pages, tmp_path):
     assert summary["steps"][1]["dropped"] == {"exact_duplicate": 2}
     assert summary["steps"][3]["documents_in"] == len(docs)
     assert (tmp_path / "run" / "dedup" / "clusters.jsonl").exists() and (tmp_path / "run" / "dedup-2" / "clusters.jsonl").exists()
+
+
+def _shakespeare_docs(shared, n=3000, words=60):
+    """Real text cut into ``n`` short documents, a tenth of them again with one word changed and a
+    twentieth again verbatim: near and exact duplicates among thousands of distinct documents."""
+    import random
+
+    text = (shared("tinyshakespeare") / "input.txt").read_text().split()
+    docs = [Document(text=" ".join(text[i * words:(i + 1) * words]), id=f"d{i:05d}", metadata={}) for i in range(n)]
+    rng = random.Random(0)
+    for k in rng.sample(range(n), n // 10):
+        w = docs[k].text.split()
+        w[rng.randrange(words)] = "changed"
+        docs.append(Document(text=" ".join(w), id=f"near{k:05d}", metadata={}))
+    docs += [Document(text=docs[k].text, id=f"copy{k:05d}", metadata={}) for k in rng.sample(range(n), n // 20)]
+    return docs
+
+
+def test_a_memory_budget_spills_to_disk_with_the_same_output(shared, tmp_path):
+    """max_memory_mb bounds the signatures buffer (sorted runs spilled to disk) and the pairs
+    merge (one hash range at a time): a budget far below the data gives byte-identical clusters
+    and decisions, and the same kept documents, as the default budget."""
+    import os
+
+    docs = _shakespeare_docs(shared)
+    results = {}
+    for budget in (512, 0.1):
+        folder = tmp_path / f"budget-{budget}"
+        sig, middle, filt = MinhashDedup(threshold=0.7, max_memory_mb=budget).stages(str(folder))
+        halves = [docs[0::2], docs[1::2]]
+        passed = [list(sig.run(iter(h), rank=r, world_size=2)) for r, h in enumerate(halves)]
+        runs = len(os.listdir(folder / "bands" / "000"))
+        for stage, _ in middle:
+            list(stage.run(None))
+        kept = sorted(d.id for r in range(2) for d in filt.run(iter(passed[r]), rank=r, world_size=2))
+        decisions = [pa_table.to_pylist() for pa_table in (
+            __import__("pyarrow").ipc.open_file(str(folder / "decisions" / f"{r:05d}.arrow")).read_all() for r in range(2))]
+        results[budget] = ((folder / "clusters.jsonl").read_bytes(), decisions, kept, runs,
+                           len(os.listdir(folder / "pairs")))
+    default, small = results[512], results[0.1]
+    assert default[3] == 2 and small[3] > 2 * 3, "the small budget spills several sorted runs per task"
+    assert small[4] > default[4], "the small budget merges each band in several hash ranges"
+    assert small[0] == default[0] and small[1] == default[1] and small[2] == default[2]
+    clusters = [json.loads(line) for line in default[0].decode().splitlines()]
+    removed = {r["id"]: r["reason"] for c in clusters for r in c["removed"]}
+    # 300 variants and 150 copies (a copy whose original's variant is kept counts as near)
+    assert len(removed) >= 0.95 * 450 and sum(reason == "exact_duplicate" for reason in removed.values()) >= 0.8 * 150
+    assert len(default[2]) == len(docs) - len(removed)
+
+
+def test_input_read_again_or_through_work_gives_the_same_result(shared, tmp_path):
+    """Only a reader before the barrier: the filter job reads the input again (no copy in work/);
+    another step before it: the documents go through work/ (zstd). Same clusters, same kept
+    documents; work/ is gone after the run."""
+    docs = _shakespeare_docs(shared, n=1500)
+    src = tmp_path / "in.jsonl"
+    src.write_text("".join(json.dumps({"id": d.id, "text": d.text}) + "\n" for d in docs))
+    outputs = {}
+    for name, middle in (("again", []), ("work", [{"language_id": {}}])):
+        out = tmp_path / name
+        cfg = config_from_dict({"output_dir": str(out), "executor": {"tasks": 2, "workers": 1},
+                                "steps": [{"jsonl_reader": {"paths": [str(src)]}}, *middle,
+                                          {"minhash_dedup": {"threshold": 0.7}}, {"jsonl_writer": {}}]})
+        runner = Runner(cfg)
+        jobs = runner.plan()
+        assert any(type(s).__name__ == "MinhashKeys" for s in jobs[-1].steps) == (name == "again")
+        summary = runner.run()
+        assert not (out / "work").exists()
+        kept = sorted(json.loads(line)["id"] for f in (out / "docs").glob("*.jsonl.gz") for line in gzip.open(f, "rt"))
+        outputs[name] = ((out / "dedup" / "clusters.jsonl").read_text(), kept, summary["steps"][-2])
+    assert outputs["again"][0] == outputs["work"][0] and outputs["again"][1] == outputs["work"][1]
+    dedup = outputs["again"][2]
+    assert dedup["documents_in"] == len(docs) and dedup["documents_out"] == len(outputs["again"][1])
