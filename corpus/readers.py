@@ -1,8 +1,9 @@
 """Readers: turn files (local paths or fsspec URLs, glob patterns allowed) into datatrove Documents.
 
 Every reader takes ``paths``, a list of globs that must each match at least one file: a
-missing input stops the run before any work. Files are shared out between tasks
-(``files[rank::world_size]``). A bad record or an unreadable file is a counted, logged skip;
+missing input stops the run before any work. Files are shared out between tasks, and so are the
+parts of a large file where its format can be cut (byte ranges at line starts for JSON Lines,
+runs of row groups for Parquet, runs of records for gzipped WARC): ``units[rank::world_size]``. A bad record or an unreadable file is a counted, logged skip;
 it never ends the run nor loses the other records.
 
 The same readers serve outside a pipeline: ``documents(inputs)`` yields the documents of
@@ -88,10 +89,23 @@ class FileReader(Funnel, PipelineStep):
         return expand_paths(self.paths)
 
     def open(self, url: str, protocol: str, compression: str | None = "infer"):
-        full = url if protocol in ("file", "local") else f"{protocol}://{url}"
-        return fsspec.open(full, "rb", compression=compression).open()
+        return fsspec.open(self.full_url(url, protocol), "rb", compression=compression).open()
 
-    def read_file(self, url: str, protocol: str, rel: str):  # -> iterator of Document
+    @staticmethod
+    def full_url(url: str, protocol: str) -> str:
+        return url if protocol in ("file", "local") else f"{protocol}://{url}"
+
+    def parts(self, url: str, protocol: str) -> list:
+        """How one file is shared between tasks: ``[None]`` (whole, the default), or the parts
+        that ``read_file`` takes (readers of formats that can be cut override this)."""
+        return [None]
+
+    def units(self) -> list[tuple[str, str, str, object]]:
+        """(url, protocol, id root, part) of every piece of work, the same in every task: each
+        task takes ``units[rank::world_size]``, so a few large files keep every task busy."""
+        return [(url, protocol, rel, part) for url, protocol, rel in self.files for part in self.parts(url, protocol)]
+
+    def read_file(self, url: str, protocol: str, rel: str, part=None):  # -> iterator of Document
         raise NotImplementedError
 
     def skip(self, reason: str, where: str, detail: str = "") -> None:
@@ -104,11 +118,11 @@ class FileReader(Funnel, PipelineStep):
             yield from data
         if self.files is None:
             self.files = expand_paths(self.paths)
-        mine = self.files[rank::world_size]
+        mine = self.units()[rank::world_size]
         count, self._last_log = 0, time.monotonic()
-        for fi, (url, protocol, rel) in enumerate(mine):
+        for fi, (url, protocol, rel, part) in enumerate(mine):
             try:
-                docs = self.read_file(url, protocol, rel)
+                docs = self.read_file(url, protocol, rel, part)
                 while True:
                     with self.track_time():
                         doc = next(docs, None)
@@ -130,7 +144,17 @@ class FileReader(Funnel, PipelineStep):
             except (OSError, EOFError, ValueError, json.JSONDecodeError) as e:
                 # the file is unreadable from here on; what it already gave is kept
                 self.skip("unreadable_file", url, f"{type(e).__name__}: {e}")
-            self.file_done()
+            if not part or part[0] == 0:  # a file counts once, in the task that reads its first part
+                self.file_done()
+
+
+def byte_ranges(size: int, split_bytes: int) -> list:
+    """[None] for a file of at most ``split_bytes``, else (start, end) ranges of about that size."""
+    if size <= split_bytes:
+        return [None]
+    n = -(-size // split_bytes)
+    bounds = [size * k // n for k in range(n + 1)]
+    return list(zip(bounds[:-1], bounds[1:]))
 
 
 # ---------------------------------------------------------------- WARC
@@ -167,19 +191,20 @@ def _is_warc_name(name: str) -> bool:
 class WarcReader(FileReader):
     """WARC, WARC.gz, ARC and ARC.gz files: one document per HTML response record (WET conversion
     records too). Metadata: url, date, source (the WARC file). Truncated records, non-HTML or
-    undecodable payloads are counted skips."""
+    undecodable payloads are counted skips. A .warc.gz larger than ``split_bytes`` is read by
+    several tasks, each the records that start in its byte range."""
 
     name = "🕷 warc_reader"
 
-    def __init__(self, paths: list[str], limit: int = -1, max_bytes: int = 10_000_000):
+    def __init__(self, paths: list[str], limit: int = -1, max_bytes: int = 10_000_000, split_bytes: int = 256_000_000):
         super().__init__(paths, limit)
-        if max_bytes < 1:
-            raise ValueError("max_bytes must be at least 1")
-        self.max_bytes = max_bytes
+        if max_bytes < 1 or split_bytes < 1:
+            raise ValueError("max_bytes and split_bytes must be at least 1")
+        self.max_bytes, self.split_bytes = max_bytes, split_bytes
         if not any(_is_warc_name(f[0]) for f in self.files):
             raise InputError(f"no .warc, .arc or .wet file (optionally .gz) among {paths}")
 
-    def read_file(self, url, protocol, rel):
+    def read_file(self, url, protocol, rel, part=None):
         """Records of one file. A corrupt gzip member loses only itself: reading resumes at the
         next member (each record of a .warc.gz is its own member)."""
         from warcio.archiveiterator import ArchiveIterator
@@ -190,10 +215,12 @@ class WarcReader(FileReader):
             return
         with self.open(url, protocol, compression=None) as f:  # warcio reads gzip members itself
             gzipped = f.read(2) == b"\x1f\x8b"
-            start, index = 0, 0
-            while start is not None:
+            # a part of a .warc.gz: the records whose gzip member starts in the byte range
+            start, end = (0, None) if part is None else (part[0] and _next_gzip_member(f, part[0]), part[1])
+            index = 0
+            while start is not None and (end is None or start < end):
                 f.seek(start)
-                it = ArchiveIterator(f, arc2warc=True)
+                it = ArchiveIterator(f, arc2warc=True)  # it.offset: where the current record starts in f
                 records = iter(it)
                 while True:
                     try:
@@ -201,7 +228,7 @@ class WarcReader(FileReader):
                     except StopIteration:
                         return
                     except (ArchiveLoadFailed, OSError, EOFError, ValueError, zlib.error) as e:
-                        failed_at = start + (it.offset or 0)
+                        failed_at = it.offset or start
                         start = _next_gzip_member(f, failed_at + 1) if gzipped else None
                         where = f"at byte {failed_at} after {index} records: {str(e).strip().splitlines()[0][:120]}"
                         if start is None:
@@ -209,12 +236,22 @@ class WarcReader(FileReader):
                         else:
                             self.skip("corrupt_member", url, f"{where}; resuming at byte {start}")
                         break
+                    if end is not None and it.offset >= end:
+                        return
                     index += 1
                     if record.rec_type not in ("response", "resource", "conversion"):
                         continue
-                    doc = self._record_to_doc(record, url, rel, index)
+                    doc = self._record_to_doc(record, url, rel, index if part is None else f"@{it.offset}")
                     if doc is not None:
                         yield doc
+
+    def parts(self, url, protocol):
+        """Byte ranges of a gzipped WARC larger than ``split_bytes`` (each record is a gzip member
+        of its own, so a reader can start at any member)."""
+        if not url.lower().endswith(".gz"):
+            return [None]
+        fs, path = fsspec.core.url_to_fs(self.full_url(url, protocol))
+        return byte_ranges(fs.size(path), self.split_bytes)
 
     def _record_to_doc(self, record, url, rel, index):
         headers = record.rec_headers
@@ -307,32 +344,62 @@ def _doc_from_dict(row: dict, text_key: str, id_key: str, default_id: str, sourc
 @register("jsonl_reader")
 class JsonlReader(FileReader):
     """JSON Lines (.jsonl, .jsonl.gz, .jsonl.zst...): one document per line, text in ``text_key``.
-    Other keys go to metadata. Bad lines are counted skips."""
+    Other keys go to metadata. Bad lines are counted skips. An uncompressed file larger than
+    ``split_bytes`` is read by several tasks, each a byte range (a line belongs to the range its
+    first byte is in); a line without an id there gets ``<file>/@<byte offset>`` instead of
+    ``<file>/<line number>``."""
 
     name = "🐿 jsonl_reader"
 
-    def __init__(self, paths: list[str], limit: int = -1, text_key: str = "text", id_key: str = "id"):
+    def __init__(self, paths: list[str], limit: int = -1, text_key: str = "text", id_key: str = "id",
+                 split_bytes: int = 256_000_000):
         super().__init__(paths, limit)
-        self.text_key, self.id_key = text_key, id_key
+        if split_bytes < 1:
+            raise ValueError("split_bytes must be at least 1")
+        self.text_key, self.id_key, self.split_bytes = text_key, id_key, split_bytes
 
-    def read_file(self, url, protocol, rel):
+    def parts(self, url, protocol):
+        if fsspec.utils.infer_compression(url) is not None:  # a compressed stream cannot be entered midway
+            return [None]
+        fs, path = fsspec.core.url_to_fs(self.full_url(url, protocol))
+        return byte_ranges(fs.size(path), self.split_bytes)
+
+    @staticmethod
+    def _lines(f, part):
+        """(line id suffix, line) of the whole file, or of the lines that start in a byte range."""
+        if part is None:
+            yield from ((str(li), li + 1, line) for li, line in enumerate(f))
+            return
+        start, end = part
+        if start:
+            f.seek(start - 1)
+            f.readline()  # the rest of the line that started before the range (or the newline before it)
+        pos = f.tell()
+        while pos < end:
+            line = f.readline()
+            if not line:
+                return
+            yield f"@{pos}", f"byte {pos}", line
+            pos += len(line)
+
+    def read_file(self, url, protocol, rel, part=None):
         with self.open(url, protocol) as f:
-            for li, line in enumerate(f):
+            for suffix, where, line in self._lines(f, part):
                 if not line.strip():
                     continue
                 try:
                     row = json.loads(line)
                 except (json.JSONDecodeError, UnicodeDecodeError) as e:
-                    self.skip("bad_json", f"{url}:{li + 1}", str(e))
+                    self.skip("bad_json", f"{url}:{where}", str(e))
                     continue
                 if lone_surrogates(line, row):
-                    self.skip("invalid_unicode", f"{url}:{li + 1}",
+                    self.skip("invalid_unicode", f"{url}:{where}",
                               f"id {row.get(self.id_key)!r}: a lone surrogate escape (\\ud800-\\udfff)"
                               if isinstance(row, dict) else "")
                     continue
-                doc = _doc_from_dict(row, self.text_key, self.id_key, f"{rel}/{li}", rel) if isinstance(row, dict) else None
+                doc = _doc_from_dict(row, self.text_key, self.id_key, f"{rel}/{suffix}", rel) if isinstance(row, dict) else None
                 if doc is None:
-                    self.skip("no_text", f"{url}:{li + 1}", f"no string {self.text_key!r}")
+                    self.skip("no_text", f"{url}:{where}", f"no string {self.text_key!r}")
                     continue
                 yield doc
 
@@ -361,15 +428,14 @@ class _TableReader(FileReader):
         super().__init__(paths, limit)
         self.text_key, self.id_key = text_key, id_key
 
-    def batches(self, f):  # -> (column names, iterator of record batches)
+    def batches(self, f, part):  # -> (column names, index of the first row, iterator of record batches)
         raise NotImplementedError
 
-    def read_file(self, url, protocol, rel):
+    def read_file(self, url, protocol, rel, part=None):
         with self.open(url, protocol, compression=None) as f:
-            names, batches = self.batches(f)
+            names, row_index, batches = self.batches(f, part)
             if self.text_key not in names:
                 raise ValueError(f"no column {self.text_key!r} (columns: {names})")
-            row_index = 0
             for batch in batches:
                 for row in batch.to_pylist():
                     doc = _doc_from_dict(row, self.text_key, self.id_key, f"{rel}/{row_index}", rel)
@@ -382,21 +448,48 @@ class _TableReader(FileReader):
 
 @register("parquet_reader")
 class ParquetReader(_TableReader):
-    """Parquet files: one document per row, text in ``text_key``; other columns go to metadata."""
+    """Parquet files: one document per row, text in ``text_key``; other columns go to metadata. A
+    file larger than ``split_bytes`` is read by several tasks, each a run of its row groups."""
 
     name = "📒 parquet_reader"
 
     def __init__(
-        self, paths: list[str], limit: int = -1, text_key: str = "text", id_key: str = "id", batch_size: int = 1000
+        self, paths: list[str], limit: int = -1, text_key: str = "text", id_key: str = "id", batch_size: int = 1000,
+        split_bytes: int = 256_000_000,
     ):
         super().__init__(paths, limit, text_key, id_key)
-        self.batch_size = batch_size
+        if split_bytes < 1:
+            raise ValueError("split_bytes must be at least 1")
+        self.batch_size, self.split_bytes = batch_size, split_bytes
 
-    def batches(self, f):
+    def parts(self, url, protocol):
+        """Runs of whole row groups of about ``split_bytes`` (compressed, as stored): (first, last + 1)."""
+        import pyarrow.parquet as pq
+
+        fs, path = fsspec.core.url_to_fs(self.full_url(url, protocol))
+        if fs.size(path) <= self.split_bytes:
+            return [None]
+        with fs.open(path, "rb") as f:
+            meta = pq.ParquetFile(f).metadata
+        sizes = [meta.row_group(g).total_compressed_size if hasattr(meta.row_group(g), "total_compressed_size")
+                 else meta.row_group(g).total_byte_size for g in range(meta.num_row_groups)]
+        parts, first, size = [], 0, 0
+        for g, nbytes in enumerate(sizes):
+            size += nbytes
+            if size >= self.split_bytes or g == len(sizes) - 1:
+                parts.append((first, g + 1))
+                first, size = g + 1, 0
+        return parts if len(parts) > 1 else [None]
+
+    def batches(self, f, part):
         import pyarrow.parquet as pq
 
         pf = pq.ParquetFile(f)
-        return pf.schema_arrow.names, pf.iter_batches(batch_size=self.batch_size)
+        if part is None:
+            return pf.schema_arrow.names, 0, pf.iter_batches(batch_size=self.batch_size)
+        groups = list(range(*part))
+        first_row = sum(pf.metadata.row_group(g).num_rows for g in range(part[0]))
+        return pf.schema_arrow.names, first_row, pf.iter_batches(batch_size=self.batch_size, row_groups=groups)
 
 
 @register("arrow_reader")
@@ -406,17 +499,17 @@ class ArrowReader(_TableReader):
 
     name = "🏹 arrow_reader"
 
-    def batches(self, f):
+    def batches(self, f, part):
         import pyarrow as pa
 
         source = pa.BufferReader(f.read())
         try:
             reader = pa.ipc.open_file(source)
-            return reader.schema.names, (reader.get_batch(i) for i in range(reader.num_record_batches))
+            return reader.schema.names, 0, (reader.get_batch(i) for i in range(reader.num_record_batches))
         except pa.ArrowInvalid:
             source.seek(0)
             stream = pa.ipc.open_stream(source)
-            return stream.schema.names, iter(stream)
+            return stream.schema.names, 0, iter(stream)
 
 
 # ---------------------------------------------------------------- plain files
@@ -438,7 +531,7 @@ class FilesReader(FileReader):
         super().__init__(paths, limit)
         self.errors, self.max_bytes = errors, max_bytes
 
-    def read_file(self, url, protocol, rel):
+    def read_file(self, url, protocol, rel, part=None):
         with self.open(url, protocol) as f:
             raw = f.read(self.max_bytes + 1)
         if len(raw) > self.max_bytes:

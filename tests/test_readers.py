@@ -135,3 +135,42 @@ def test_hf_dataset_from_disk(tmp_path):
     assert read(step)[0].metadata["lang"] == "en"
     with pytest.raises(InputError):
         HFDatasetReader(path=str(tmp_path / "missing"))
+
+
+def _split_read(make, tasks):
+    """Documents of every task of a reader built by ``make()``, and the files it counted."""
+    docs, files = [], 0
+    for rank in range(tasks):
+        step = make()
+        docs += read(step, rank, tasks)
+        files += counts(step).files
+    return docs, files
+
+
+@pytest.mark.parametrize("tasks", [2, 3])
+def test_a_large_file_is_read_by_every_task_with_nothing_lost_or_doubled(shared, tmp_path, tasks):
+    """JSON Lines (byte ranges at line starts), Parquet (runs of row groups) and gzipped WARC
+    (runs of records) cut into parts smaller than the file: the tasks together read exactly the
+    documents of the whole file, each once, and count the file once."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    src = shared("web-quality", "hplt2-excerpts.jsonl")
+    rows = [json.loads(line) for line in src.read_text(encoding="utf-8").splitlines()[:1500]]
+    jsonl = tmp_path / "big.jsonl"
+    jsonl.write_text("".join(json.dumps({"text": r["text"], "lang": r["lang"]}, ensure_ascii=False) + "\n" for r in rows),
+                     encoding="utf-8")  # no ids: a line's id is its position
+    parquet = tmp_path / "big.parquet"
+    pq.write_table(pa.Table.from_pylist([{"id": r["id"], "text": r["text"]} for r in rows]), parquet, row_group_size=100)
+    warc = str(shared("warc", "resiliparse", "clueweb-quirk.warc.gz"))
+    cases = [
+        (lambda **kw: JsonlReader([str(jsonl)], **kw), jsonl.stat().st_size // 7, lambda d: d.text),
+        (lambda **kw: ParquetReader([str(parquet)], **kw), parquet.stat().st_size // 5, lambda d: (d.id, d.text)),
+        (lambda **kw: WarcReader([warc], **kw), 30_000, lambda d: (d.id, d.text)),
+    ]
+    for make, split, key in cases:
+        whole = read(make())
+        parts, files = _split_read(lambda: make(split_bytes=split), tasks)
+        assert len(make(split_bytes=split).units()) >= 3, "the file is cut in parts"
+        assert sorted(map(key, parts)) == sorted(map(key, whole)) and files == 1
+        assert len({d.id for d in parts}) == len(parts)  # ids stay unique across parts
