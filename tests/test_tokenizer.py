@@ -112,3 +112,30 @@ def test_shards_open_anywhere_and_decode_exactly(tokenizer_dir, corpus_docs, tmp
     (out / "manifest.json").unlink()
     again = write_shards(corpus_docs[0], tokenizer_dir / "tokenizer.model", out, ShardsConfig(val_fraction=0.05, shard_tokens=2_000_000))
     assert [e["sha256"] for e in again["shards"]] == [e["sha256"] for e in manifest["shards"]]
+
+
+def test_the_sample_is_bounded_by_sample_bytes_and_chosen_by_id(shared, tmp_path):
+    """Larger input than sample_bytes: a second pass writes the chosen documents to disk (this
+    process never holds them); which documents are chosen depends on their ids only, not on the
+    order of the input; an input that fits is trained on whole."""
+    import random
+
+    text = shared("tinyshakespeare", "input.txt").read_text()
+    docs = [{"id": f"p{i}", "text": t} for i, t in enumerate(text.split("\n\n")) if t.strip()]
+    size = sum(len(d["text"].encode()) for d in docs)
+    shuffled = docs[:]
+    random.Random(1).shuffle(shuffled)
+    cards = []
+    for name, rows in (("a", docs), ("b", shuffled)):
+        src = tmp_path / f"{name}.jsonl"
+        src.write_text("".join(json.dumps(d) + "\n" for d in rows))
+        cards.append(train_tokenizer([str(src)], tmp_path / name,
+                                     TokenizerConfig(vocab_size=500, sample_bytes=size // 4, heldout_fraction=0.02)))
+        assert not list((tmp_path / name).glob(".sample*")), "the sample file is removed"
+    a, b = cards
+    assert size // 4 * 0.95 <= a["sample_bytes"] <= size // 4 and a["input_bytes"] >= size * 0.99
+    assert (a["sample_bytes"], a["sample_lines"], a["heldout_documents"]) == \
+        (b["sample_bytes"], b["sample_lines"], b["heldout_documents"])
+    whole = train_tokenizer([str(tmp_path / "a.jsonl")], tmp_path / "w", TokenizerConfig(vocab_size=500, heldout_fraction=0.02))
+    newlines = sum(d["text"].count("\n") + 1 for d in docs)
+    assert whole["sample_bytes"] + whole["heldout_bytes"] + newlines >= size  # no document left out

@@ -7,10 +7,16 @@ encodes), digits split, long lines cut into chunks instead of skipped, printable
 in the vocabulary, and runs of newlines (``\\n`` or ``\\r\\n``) are pieces of their own, so
 documents keep their line structure cheaply.
 
-Large inputs are sampled while streaming: every line gets a seeded random priority and only the
-``sample_bytes`` worth of lines with the lowest priorities is kept (a bottom-k reservoir), so
-memory is bounded by the sample, not the input. Documents whose id hashes into the held-out
-slice are never trained on; they measure bytes per token and check the round trip.
+The training text is a sample of whole documents, written to a file that sentencepiece reads:
+each document's priority is a hash of its id, and the documents with the lowest priorities that
+fit in ``sample_bytes`` are taken (a bottom-k sample: the same documents whatever the order of
+the input, the number of tasks that wrote it, or the machine). A first pass keeps only each
+document's priority and size (no text: a few dozen bytes per sampled document); when the input
+is larger than the sample a second pass writes the chosen documents. So this process never
+holds the sample in Python; sentencepiece's trainer does, and its memory grows with
+``sample_bytes`` (the setting that bounds this stage), not with the corpus. Documents whose id
+hashes into the held-out slice are never trained on; they measure bytes per token and check the
+round trip.
 """
 
 from __future__ import annotations
@@ -19,17 +25,16 @@ import hashlib
 import heapq
 import io
 import json
-import random
+import os
 import string
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Iterator
 
-from datatrove.data import Document
 from loguru import logger
 
-from corpus.core.io import atomic_path, sha256_file, write_json
+from corpus.core.io import TMP_MARK, atomic_path, sha256_file, write_json
 from corpus.core.registry import require_at_least
 from corpus.readers import documents
 from corpus.tokenizer.sp import Tokenizer
@@ -90,58 +95,103 @@ def _chunks(line: str, max_bytes: int) -> Iterator[str]:
         start = end
 
 
-def sample_lines(docs: Iterator[Document], cfg: TokenizerConfig) -> tuple[list[str], list[str], dict]:
-    """Bottom-k reservoir of training lines by byte budget, plus the held-out documents."""
-    rng = random.Random(cfg.seed)
-    heap: list[tuple[float, int, str]] = []  # (-priority, tiebreak, line): max-heap on priority
-    kept_bytes = 0
-    heldout, heldout_bytes = [], 0
+def _write_lines(f, text: str, cfg: TokenizerConfig) -> tuple[int, int]:
+    """The training lines of one document (no empty line; long ones cut) to ``f``: (lines, bytes)."""
+    lines = size = 0
+    for line in text.split("\n"):
+        for piece in _chunks(line, cfg.max_line_bytes) if line else ():
+            data = piece.encode("utf-8")
+            f.write(data + b"\n")
+            lines += 1
+            size += len(data)
+    return lines, size
+
+
+def _cut_tail(path: Path, want: int, max_line: int) -> tuple[str, int, int]:
+    """Remove the last lines of the file, at least ``want`` bytes of them, but never its first
+    line (lines are at most ``max_line`` bytes): (their text, how many lines, their bytes
+    without newlines)."""
+    with open(path, "rb+") as f:
+        size = f.seek(0, 2)
+        pos = max(0, size - want - max_line - 2)  # a line start lies between pos and size - want
+        f.seek(pos)
+        block = f.read()
+        cut = block.rfind(b"\n", 0, max(0, len(block) - want)) + 1
+        if pos + cut == 0:
+            cut = block.find(b"\n") + 1  # the first line stays for training
+        tail = block[cut:]
+        f.truncate(pos + cut)
+    lines = tail.count(b"\n")
+    return tail.decode("utf-8").rstrip("\n"), lines, len(tail) - lines
+
+
+def sample_to_file(inputs, path: Path, cfg: TokenizerConfig) -> tuple[list[str], dict]:
+    """Write the training sample to ``path`` (one line per sentencepiece sentence) and return the
+    held-out documents and the figures of the sample."""
+    heap: list[tuple[float, int]] = []  # (-priority, bytes) of the sampled documents: a max-heap
+    cutoff = float("inf")
+    kept_bytes = heldout_bytes = 0
+    heldout: list[str] = []
     stats = {"documents": 0, "input_bytes": 0, "heldout_documents": 0}
-    counter = 0
-    for doc in docs:
-        text = doc.text
-        if not text:
-            continue
-        stats["documents"] += 1
-        n = len(text.encode("utf-8"))
-        stats["input_bytes"] += n
-        if hash_fraction(str(doc.id), "heldout") < cfg.heldout_fraction and heldout_bytes < cfg.heldout_max_bytes:
-            heldout.append(text)
-            heldout_bytes += n
-            continue
-        for line in text.split("\n"):
-            if not line:
+    written = {"lines": 0, "bytes": 0}
+    with open(path, "wb") as f:  # while the whole input fits in the sample, pass 1 writes it too
+        for doc in documents(inputs):
+            text = doc.text
+            if not text:
                 continue
-            for piece in _chunks(line, cfg.max_line_bytes):
-                priority = rng.random()
-                size = len(piece.encode("utf-8"))
-                if kept_bytes + size <= cfg.sample_bytes:
-                    heapq.heappush(heap, (-priority, counter, piece))
-                    kept_bytes += size
-                elif heap and priority < -heap[0][0]:
-                    heapq.heappush(heap, (-priority, counter, piece))
-                    kept_bytes += size
-                    while kept_bytes > cfg.sample_bytes and heap:
-                        _, _, old = heapq.heappop(heap)
-                        kept_bytes -= len(old.encode("utf-8"))
-                counter += 1
-    lines = [line for _, c, line in sorted(heap, key=lambda t: t[1])]  # input order, reproducible
+            stats["documents"] += 1
+            n = len(text.encode("utf-8"))
+            stats["input_bytes"] += n
+            if hash_fraction(str(doc.id), "heldout") < cfg.heldout_fraction and heldout_bytes < cfg.heldout_max_bytes:
+                heldout.append(text)
+                heldout_bytes += n
+                continue
+            # the sample: every document whose priority is below the cutoff, the longest run of
+            # the priority order within sample_bytes (whatever order the documents come in)
+            priority = hash_fraction(str(doc.id), f"sample{cfg.seed}")
+            if priority >= cutoff:
+                continue
+            heapq.heappush(heap, (-priority, n))
+            kept_bytes += n
+            while kept_bytes > cfg.sample_bytes:
+                neg, size = heapq.heappop(heap)
+                kept_bytes -= size
+                cutoff = min(cutoff, -neg)
+                written = None  # a document is left out: pass 2 writes the sample
+            if written is not None:
+                lines, size = _write_lines(f, text, cfg)
+                written["lines"] += lines
+                written["bytes"] += size
+    if written is None:  # pass 2: the documents below the cutoff
+        written = {"lines": 0, "bytes": 0}
+        held = 0
+        with open(path, "wb") as f:
+            for doc in documents(inputs):
+                if not doc.text:
+                    continue
+                if hash_fraction(str(doc.id), "heldout") < cfg.heldout_fraction and held < cfg.heldout_max_bytes:
+                    held += len(doc.text.encode("utf-8"))  # held out in pass 1 too (same order)
+                    continue
+                if hash_fraction(str(doc.id), f"sample{cfg.seed}") >= cutoff:
+                    continue
+                lines, size = _write_lines(f, doc.text, cfg)
+                written["lines"] += lines
+                written["bytes"] += size
     stats["heldout_split"] = "document"
-    if not heldout and cfg.heldout_fraction > 0 and len(lines) > 1:
+    if not heldout and cfg.heldout_fraction > 0 and written["lines"] > 1:
         # too few documents for any to hash into the held-out slice (one long text, say): the
         # last lines of the sample, heldout_fraction of its bytes, are held out instead
-        want, k = kept_bytes * cfg.heldout_fraction, len(lines)
-        while k > 1 and heldout_bytes < want:
-            k -= 1
-            heldout_bytes += len(lines[k].encode("utf-8"))
-        heldout, lines = ["\n".join(lines[k:])], lines[:k]
-        kept_bytes -= heldout_bytes
+        tail, lines, size = _cut_tail(path, max(1, int(written["bytes"] * cfg.heldout_fraction)), cfg.max_line_bytes)
+        heldout = [tail]
+        heldout_bytes = len(tail.encode("utf-8"))
+        written["lines"] -= lines
+        written["bytes"] -= size
         stats["heldout_split"] = "position"
     stats["heldout_documents"] = len(heldout)
     stats["heldout_bytes"] = heldout_bytes
-    stats["sample_bytes"] = kept_bytes
-    stats["sample_lines"] = len(lines)
-    return lines, heldout, stats
+    stats["sample_bytes"] = written["bytes"]
+    stats["sample_lines"] = written["lines"]
+    return heldout, stats
 
 
 def trainer_options(cfg: TokenizerConfig) -> dict:
@@ -171,6 +221,40 @@ def trainer_options(cfg: TokenizerConfig) -> dict:
     )
 
 
+def _read_lines(path: Path) -> Iterator[str]:
+    """The sample's lines, one at a time (given as an iterator, not a file name, so that the model
+    stores no path: the same input and settings give the same bytes wherever they ran)."""
+    with open(path, "rb") as f:
+        for line in f:
+            yield line[:-1].decode("utf-8")
+
+
+def _train(sample: Path, cfg: TokenizerConfig):
+    """sentencepiece's BPE trainer on the sample file: (the model in memory, the options used)."""
+    import sentencepiece as spm
+
+    options = trainer_options(cfg)
+    while True:
+        try:
+            # into memory, not to a model_prefix: the model then stores no file name, and the same
+            # input and settings give the same bytes (and sha256) on every run
+            model = io.BytesIO()
+            spm.SentencePieceTrainer.train(sentence_iterator=_read_lines(sample), model_writer=model, **options)
+            return model, options
+        except RuntimeError as e:
+            # many scripts, small vocabulary: the characters at this coverage do not fit. Cover
+            # fewer as single pieces (byte fallback still encodes the rest, losslessly).
+            # (sentencepiece accepts coverages from 0.98 up)
+            if "smaller than required_chars" in str(e) and options["character_coverage"] > 0.98:
+                options["character_coverage"] = max(0.98, round(1 - (1 - options["character_coverage"]) * 3, 6))
+                logger.warning(f"tokenizer: vocab_size {cfg.vocab_size} cannot hold every character at this "
+                               f"coverage; retrying with character_coverage {options['character_coverage']}")
+                continue
+            hint = " Raise vocab_size: the text has more distinct characters than it holds." \
+                if "smaller than required_chars" in str(e) else ""
+            raise ValueError(f"tokenizer: sentencepiece failed: {e}.{hint}") from None
+
+
 def train_tokenizer(inputs, out_dir: str | Path, cfg: TokenizerConfig) -> dict:
     """Train on documents from ``inputs`` (a folder, file or glob, or a list of them); write
     ``tokenizer.model``, ``tokenizer.vocab`` and ``card.json`` to ``out_dir``. Skips the work when
@@ -187,34 +271,19 @@ def train_tokenizer(inputs, out_dir: str | Path, cfg: TokenizerConfig) -> dict:
             return card
     inputs = inputs if isinstance(inputs, (list, tuple)) else [inputs]
     t0 = time.time()
-    lines, heldout, stats = sample_lines(documents(inputs), cfg)
-    if not lines:
-        raise ValueError(f"tokenizer: no text to train on in {[str(i) for i in inputs]}")
-    logger.info(
-        f"tokenizer: training BPE, vocab {cfg.vocab_size}, on {stats['sample_bytes'] / 1e6:.1f} MB "
-        f"({stats['sample_lines']} lines) sampled from {stats['input_bytes'] / 1e6:.1f} MB"
-    )
     out_dir.mkdir(parents=True, exist_ok=True)
-    options = trainer_options(cfg)
-    while True:
-        try:
-            # into memory, not to a model_prefix: the model then stores no file name, and the same
-            # input and settings give the same bytes (and sha256) on every run
-            model = io.BytesIO()
-            spm.SentencePieceTrainer.train(sentence_iterator=iter(lines), model_writer=model, **options)
-            break
-        except RuntimeError as e:
-            # many scripts, small vocabulary: the characters at this coverage do not fit. Cover
-            # fewer as single pieces (byte fallback still encodes the rest, losslessly).
-            # (sentencepiece accepts coverages from 0.98 up)
-            if "smaller than required_chars" in str(e) and options["character_coverage"] > 0.98:
-                options["character_coverage"] = max(0.98, round(1 - (1 - options["character_coverage"]) * 3, 6))
-                logger.warning(f"tokenizer: vocab_size {cfg.vocab_size} cannot hold every character at this "
-                               f"coverage; retrying with character_coverage {options['character_coverage']}")
-                continue
-            hint = " Raise vocab_size: the text has more distinct characters than it holds." \
-                if "smaller than required_chars" in str(e) else ""
-            raise ValueError(f"tokenizer: sentencepiece failed: {e}.{hint}") from None
+    sample = out_dir / f".sample.txt{TMP_MARK}{os.getpid()}"  # a stale one is removed with the run's temporaries
+    try:
+        heldout, stats = sample_to_file(inputs, sample, cfg)
+        if not stats["sample_lines"]:
+            raise ValueError(f"tokenizer: no text to train on in {[str(i) for i in inputs]}")
+        logger.info(
+            f"tokenizer: training BPE, vocab {cfg.vocab_size}, on {stats['sample_bytes'] / 1e6:.1f} MB "
+            f"({stats['sample_lines']} lines) sampled from {stats['input_bytes'] / 1e6:.1f} MB"
+        )
+        model, options = _train(sample, cfg)
+    finally:
+        sample.unlink(missing_ok=True)
     with atomic_path(out_dir / "tokenizer.model") as tmp:
         tmp.write_bytes(model.getvalue())
     sp = spm.SentencePieceProcessor(model_proto=model.getvalue())
