@@ -238,6 +238,16 @@ class Runner:
             shutil.rmtree(self.out / "work")
         return self._summaries(parts), time.time() - start
 
+    def run_job(self, name: str, steps: list[PipelineStep], tasks: int, logs: Path) -> None:
+        """Run a stage's steps as ``tasks`` tasks of this run's executor (type and options), with
+        its logs and completion markers under ``logs``."""
+        job = Job(name, steps, [None] * len(steps), tasks=tasks, side=True)
+        options = self._executor_options(job)
+        options["logging_dir"] = str(logs / name)
+        executor = self._executor_class()(pipeline=steps, **options)
+        with console.JobProgress(name, executor.world_size, logs / name, None), console.job_output(logs / "console.log"):
+            executor.run()
+
     def _share_models(self, jobs: list[Job]) -> None:
         """Local workers are forked from datatrove's forkserver: the modules that steps name in
         ``forkserver_preload`` (a large read-only model, loaded at import) are imported there
@@ -342,7 +352,7 @@ class Runner:
         """The configured stages on one side of the steps, in order; each result is recorded."""
         for stage in self.stages:
             if stage.before_steps == before_steps:
-                ctx = RunContext(self.out, self._docs_dir(), self.cfg.raw, results)
+                ctx = RunContext(self.out, self._docs_dir(), self.cfg.raw, results, executor=self.run_job)
                 try:
                     results[stage.name] = stage.run(ctx, self.cfg.stages[stage.name])
                 except (ValueError, OSError) as e:

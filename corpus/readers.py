@@ -118,7 +118,10 @@ class FileReader(Funnel, PipelineStep):
             yield from data
         if self.files is None:
             self.files = expand_paths(self.paths)
-        mine = self.units()[rank::world_size]
+        yield from self.read_units(self.units()[rank::world_size], rank)
+
+    def read_units(self, mine: list, rank: int = 0) -> DocumentsPipeline:
+        """The documents of these units (of ``units()``), counted through the funnel."""
         count, self._last_log = 0, time.monotonic()
         for fi, (url, protocol, rel, part) in enumerate(mine):
             try:
@@ -656,7 +659,10 @@ def reader_for(path: str) -> FileReader:
     return FilesReader([path])
 
 
-def documents(inputs: str | list[str]) -> Iterator[Document]:
-    """Every document of ``inputs`` (folders, files, globs; any format ``reader_for`` knows)."""
-    for path in expand_inputs(inputs):
-        yield from reader_for(path).run()
+def documents(inputs: str | list[str], rank: int = 0, world_size: int = 1) -> Iterator[Document]:
+    """Every document of ``inputs`` (folders, files, globs; any format ``reader_for`` knows), or
+    the share of task ``rank`` of ``world_size``: whole files and parts of large ones, in turn."""
+    readers = [reader_for(path) for path in expand_inputs(inputs)]
+    units = [(reader, unit) for reader in readers for unit in (reader.units() if world_size > 1 else [None])]
+    for reader, unit in units[rank::world_size]:
+        yield from reader.run() if unit is None else reader.read_units([unit], rank)

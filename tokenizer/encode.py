@@ -12,16 +12,18 @@ from __future__ import annotations
 
 import itertools
 import json
-import multiprocessing
 import os
+import shutil
 import time
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute  # noqa: F401  (pa.compute)
+from datatrove.data import DocumentsPipeline
+from datatrove.pipeline.base import PipelineStep
 from loguru import logger
 
 from corpus.core.io import atomic_path, sha256_file, write_arrow, write_json
@@ -32,13 +34,16 @@ from corpus.readers import documents, expand_inputs
 from corpus.tokenizer.train import hash_fraction
 
 
+TASKS = ".tasks"  # what each encoding task wrote, and the executor's logs: hidden, not shards
+
+
 @dataclass
 class ShardsConfig:
     val_fraction: float = 0.01
     shard_tokens: int = 100_000_000
     batch_documents: int = 8192  # documents encoded (and written as one Arrow record batch) at once
     batch_bytes: int = 32_000_000  # ... or fewer, when their text reaches this many bytes
-    tasks: int = 1  # processes, each encoding a share of the input files (0: one per CPU)
+    tasks: int = 1  # executor tasks, each encoding a share of the input (0: one per CPU)
     num_threads: int = -1  # sentencepiece's encoding threads when tasks is 1
 
     def __post_init__(self):
@@ -106,10 +111,11 @@ def _list_array(ids: list[list[int]], ttype: pa.DataType) -> pa.ListArray:
     return pa.ListArray.from_arrays(pa.array(offsets), pa.array(values, type=ttype))
 
 
-def _encode_files(task: int, files: list[str], model_file: str, out_dir: str, cfg: ShardsConfig,
-                  threshold: float, num_threads: int) -> tuple[list[dict], int, float, int]:
-    """One task: encode the documents of ``files`` into ``<split>-<task>-NNNNN.arrow`` shards.
-    Returns the shard entries, the document count, (smallest split hash, its id) and the val count."""
+def _encode_task(task: int, tasks: int, inputs: list[str], model_file: str, out_dir: str, cfg: ShardsConfig,
+                 threshold: float, num_threads: int) -> tuple[list[dict], int, tuple[float, str], int]:
+    """One task: encode its share of the documents of ``inputs`` (whole files and parts of large
+    ones, ``corpus.readers.documents``) into ``<split>-<task>-NNNNN.arrow`` shards. Returns the
+    shard entries, the document count, (smallest split hash, its id) and the val count."""
     tok = Tokenizer(model_file)
     sch = schema(tok.vocab_size)
     ttype = token_type(tok.vocab_size)
@@ -143,7 +149,7 @@ def _encode_files(task: int, files: list[str], model_file: str, out_dir: str, cf
         rows.clear()
         pending_bytes[split] = 0
 
-    for doc in documents(files):
+    for doc in documents(inputs, task, tasks):
         if not doc.text:
             continue
         fraction = hash_fraction(str(doc.id), "split")
@@ -161,6 +167,40 @@ def _encode_files(task: int, files: list[str], model_file: str, out_dir: str, cf
         flush(split)
         writers[split].close()
     return writers["train"].entries + writers["val"].entries, n_docs, smallest, n_val
+
+
+class ShardEncoder(PipelineStep):
+    """Shard encoding as executor tasks (local, Ray or Slurm, like the document steps): task
+    ``rank`` encodes its share of the documents and records what it wrote in
+    ``<out_dir>/.tasks/<rank>.json``, which ``write_shards`` gathers into the manifest."""
+
+    name = "🔢 shards: encode"
+    type = "🔢 - TOKENIZE"
+
+    def __init__(self, inputs: list[str], model_file: str, out_dir: str, cfg: ShardsConfig, threshold: float):
+        super().__init__()
+        self.inputs, self.model_file, self.out_dir, self.cfg, self.threshold = inputs, model_file, out_dir, cfg, threshold
+
+    def run(self, data: DocumentsPipeline = None, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
+        for old in Path(self.out_dir).glob(f"*-{rank:03d}-*.arrow"):  # an earlier, interrupted attempt
+            old.unlink()
+        threads = self.cfg.num_threads if world_size == 1 else 1
+        with self.track_time():
+            entries, n_docs, smallest, n_val = _encode_task(rank, world_size, self.inputs, self.model_file, self.out_dir,
+                                                            self.cfg, self.threshold, threads)
+        self.stat_update("documents", value=n_docs)
+        write_json(Path(self.out_dir) / TASKS / f"{rank:05d}.json",
+                   {"entries": entries, "documents": n_docs, "smallest": list(smallest), "val": n_val})
+        return iter(())
+
+
+def run_local(name: str, steps: list, tasks: int, logs: Path) -> None:
+    """Run steps as ``tasks`` datatrove tasks on this machine, as many at once as there are CPUs:
+    how ``write_shards`` runs its encoder when no executor is given (outside a pipeline run)."""
+    from datatrove.executor import LocalPipelineExecutor
+
+    LocalPipelineExecutor(pipeline=steps, tasks=tasks, workers=min(tasks, os.cpu_count() or 1),
+                          logging_dir=str(logs / name)).run()
 
 
 def _carve_val(out_dir: Path, results: list, doc_id: str, tokens_for_val: int | None, tok: Tokenizer) -> dict:
@@ -220,10 +260,13 @@ def _row_tokens(out_dir: Path, results: list, doc_id: str) -> int:
     return 0
 
 
-def write_shards(docs, model_file, out_dir, cfg: ShardsConfig, pipeline: dict | None = None) -> dict:
-    """Encode the documents of ``docs`` (folders, files or globs) into shards in ``out_dir``, with
-    ``cfg.tasks`` processes, each taking a share of the input files. Skips the work when the
-    manifest there was made with the same tokenizer and settings."""
+def write_shards(docs, model_file, out_dir, cfg: ShardsConfig, pipeline: dict | None = None,
+                 executor: Callable | None = None) -> dict:
+    """Encode the documents of ``docs`` (folders, files or globs) into shards in ``out_dir``, as
+    ``cfg.tasks`` executor tasks, each taking a share of the input (whole files, parts of large
+    ones). ``executor(name, steps, tasks, logs)`` runs them (a pipeline run passes its own: local,
+    Ray or Slurm); without one they run on this machine. Skips the work when the manifest there
+    was made with the same tokenizer and settings."""
     out_dir = Path(out_dir)
     tok_sha = sha256_file(model_file)
     settings = asdict(cfg)
@@ -234,21 +277,25 @@ def write_shards(docs, model_file, out_dir, cfg: ShardsConfig, pipeline: dict | 
             logger.info(f"shards: {out_dir} already written with this tokenizer and settings, skipping")
             return old
         manifest_path.unlink()  # the old shards no longer match: rewrite them all
-    inputs = docs if isinstance(docs, (list, tuple)) else [docs]
-    files = expand_inputs(inputs)
-    tasks = max(1, min(cfg.tasks or os.cpu_count() or 1, len(files)))
+    inputs = [str(i) for i in (docs if isinstance(docs, (list, tuple)) else [docs])]
+    expand_inputs(inputs)  # no input: one clear error before any work
+    tasks = max(1, cfg.tasks or os.cpu_count() or 1)
     t0 = time.time()
 
     def run_all(threshold: float):
         for old in out_dir.glob("*.arrow"):
             old.unlink()
+        shutil.rmtree(out_dir / TASKS, ignore_errors=True)
         out_dir.mkdir(parents=True, exist_ok=True)
-        jobs = [(t, files[t::tasks], str(model_file), str(out_dir), cfg, threshold,
-                 cfg.num_threads if tasks == 1 else 1) for t in range(tasks)]
-        if tasks == 1:
-            return [_encode_files(*jobs[0])]
-        with ProcessPoolExecutor(tasks, mp_context=multiprocessing.get_context("spawn")) as pool:
-            return list(pool.map(_encode_files, *zip(*jobs)))
+        logs = out_dir / TASKS / "logs"
+        shutil.rmtree(logs, ignore_errors=True)  # completion markers of an encoding that is being redone
+        (executor or run_local)("shards", [ShardEncoder(inputs, str(model_file), str(out_dir), cfg, threshold)], tasks,
+                                logs)
+        results = []
+        for rank in range(tasks):
+            r = json.loads((out_dir / TASKS / f"{rank:05d}.json").read_text())
+            results.append((r["entries"], r["documents"], tuple(r["smallest"]), r["val"]))
+        return results
 
     results = run_all(cfg.val_fraction)
     n_docs = sum(r[1] for r in results)

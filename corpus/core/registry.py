@@ -39,12 +39,15 @@ def register(name: str):
 @dataclass
 class RunContext:
     """What a stage gets from the runner: the run folder, the curated documents, the resolved
-    pipeline, and the results of the stages that ran before it."""
+    pipeline, the results of the stages that ran before it, and a way to run steps on the run's
+    executor."""
 
     output_dir: Path
     docs: Path
     pipeline: dict = field(default_factory=dict)
     results: dict[str, dict] = field(default_factory=dict)
+    # runs a stage's own steps as tasks of the run's executor: executor(name, steps, tasks, logs)
+    executor: Callable | None = None
 
 
 @dataclass(frozen=True)

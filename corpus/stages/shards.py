@@ -1,5 +1,5 @@
 """The ``shards:`` stage: the curated documents encoded with the run's tokenizer into Arrow
-token shards in ``shards/`` (``corpus.tokenizer.encode``)."""
+token shards in ``shards/`` (``corpus.tokenizer.encode``), encoded as tasks of the run's executor."""
 
 from __future__ import annotations
 
@@ -11,4 +11,4 @@ from corpus.tokenizer.encode import ShardsConfig, write_shards
 def run(ctx: RunContext, cfg: ShardsConfig) -> dict:
     """Arrow token shards (train and val by document-id hash) with a checksummed manifest."""
     return write_shards(ctx.docs, ctx.output_dir / "tokenizer" / "tokenizer.model", ctx.output_dir / "shards", cfg,
-                        pipeline=ctx.pipeline)
+                        pipeline=ctx.pipeline, executor=ctx.executor)
