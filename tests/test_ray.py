@@ -1,5 +1,5 @@
 """The same pipeline on datatrove's local executor and on its Ray executor, with a real local Ray
-cluster, keeps the same documents."""
+cluster, keeps the same documents and writes the same shards (encoded as executor tasks)."""
 
 import gzip
 import json
@@ -36,11 +36,15 @@ def test_local_and_ray_keep_the_same_documents(tmp_path, shared):
             "executor": {"type": kind, "tasks": 3, "workers": 2} | ({"mem_per_cpu_gb": 0.5} if kind == "ray" else {}),
             "steps": [{"files_reader": {"paths": [str(inputs / "*.html")]}}, {"trafilatura": {}}, {"language_id": {}},
                       {"minhash_dedup": {}}, {"jsonl_writer": {}}],
+            "tokenizer": {"vocab_size": 2000},
+            "shards": {"val_fraction": 0.1, "tasks": 2},  # encoded as two tasks of the executor
         })
         summary = Runner(cfg).run()
-        results[kind] = (kept_ids(out), (out / "dedup" / "clusters.jsonl").read_text(), summary["steps"][3])
+        shards = sorted((e["file"], e["sha256"]) for e in json.loads((out / "shards" / "manifest.json").read_text())["shards"])
+        results[kind] = (kept_ids(out), (out / "dedup" / "clusters.jsonl").read_text(), summary["steps"][3], shards)
     ray.shutdown()
     assert results["local"][0] == results["ray"][0]
     assert results["local"][1] == results["ray"][1]
+    assert results["local"][3] == results["ray"][3] and any("-001-" in f for f, _ in results["ray"][3])
     dedup = results["ray"][2]
     assert dedup["dropped"].get("exact_duplicate", 0) + dedup["dropped"].get("near_duplicate", 0) >= len(docs) // 4 - 2
