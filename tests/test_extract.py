@@ -113,6 +113,10 @@ def test_html_extract_asks_trafilatura_where_unsure():
     assert "collapsed" not in out and "fallback_used" not in funnel_of(step).counters
     assert funnel_of(step).dropped["no_text"] == 1
 
+    step = HtmlExtractor(fallback_max_tags=5)  # trafilatura is not asked about pages this large
+    assert "collapsed" not in {d.id for d in step.run(iter(docs()))}
+    assert funnel_of(step).counters["fallback_skipped_large"] == 1
+
 
 def test_main_text_rules():
     para = "A full sentence that is long enough to count as a paragraph here. "
