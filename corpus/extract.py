@@ -145,34 +145,29 @@ def line_words(line: str) -> float:
 
 
 def main_text(text: str, paragraph_words: int = 10, min_words: int = 20,
-              max_short_share: float = 0.4) -> tuple[str, str | None]:
+              max_short_share: float = 0.7) -> tuple[str, str | None]:
     """Tidy resiliparse's main-content text and judge it: ``(text, None)`` when sure, or
     ``(text, reason)`` when trafilatura should look at the page.
 
     Lines are stripped and runs of blank lines collapsed. A *paragraph* is a line of at least
     ``paragraph_words`` words with a sentence mark; lines before the first paragraph and after
     the last (headers, navigation, footers) are cut, unless that would cut half the text or
-    more. Unsure: ``short_output`` (under ``min_words`` words), ``edges`` (the cut would take
-    half the text: the text is not paragraphs framed by boilerplate), ``short_lines`` (more
-    than ``max_short_share`` of the words in lines shorter than a paragraph: lists, menus,
-    link blocks rather than prose)."""
+    more (then the text is not paragraphs framed by boilerplate: a poem, a forum thread, a
+    listing, and it is kept whole). Unsure: ``short_output`` (under ``min_words`` words),
+    ``short_lines`` (more than ``max_short_share`` of the words in lines shorter than a
+    paragraph: lists, menus, link blocks rather than prose)."""
     lines = [line.strip() for line in text.splitlines()]
     words = [line_words(line) for line in lines]
     total = sum(words)
     paragraphs = [i for i, (line, n) in enumerate(zip(lines, words)) if n >= paragraph_words and _SENTENCE.search(line)]
-    edges = False
     if paragraphs:
         first, last = paragraphs[0], paragraphs[-1]
-        if sum(words[first:last + 1]) < 0.5 * total:
-            edges = True
-        else:
+        if sum(words[first:last + 1]) >= 0.5 * total:
             lines, words = lines[first:last + 1], words[first:last + 1]
     out = _BLANK_RUNS.sub("\n\n", "\n".join(lines)).strip()
     kept = sum(words)
     if kept < min_words:
         return out, "short_output"
-    if edges:
-        return out, "edges"
     if sum(n for n in words if n < paragraph_words) > max_short_share * kept:
         return out, "short_lines"
     return out, None
@@ -242,7 +237,7 @@ class HtmlExtractor(Funnel, PipelineStep):
         fallback: bool = True,
         paragraph_words: int = 10,
         min_words: int = 20,
-        max_short_share: float = 0.4,
+        max_short_share: float = 0.7,
         fallback_max_tags: int = 50_000,
         favor_precision: bool = True,
         include_tables: bool = True,

@@ -124,8 +124,10 @@ def test_main_text_rules():
     out, unsure = main_text(text)
     assert out == para.strip() + "\nShort line\n" + para.strip() and unsure is None  # edges cut, lines kept
     assert main_text("Only a few words here.")[1] == "short_output"
-    assert main_text("\n".join(["menu item"] * 30) + "\n" + para)[1] == "edges"  # cut would take most of it
-    assert main_text("\n".join([para, *["one two three"] * 12, para]))[1] == "short_lines"
+    heads = "\n".join(["Headline words that run on without any sentence mark at all here"] * 5)
+    assert main_text(heads + "\n" + para) == (heads + "\n" + para.strip(), None)  # a cut would take most: none
+    assert main_text("\n".join([para, *["one two three"] * 12, para]))[1] is None  # 60% in short lines
+    assert main_text("\n".join([para, *["one two three"] * 30, para]))[1] == "short_lines"  # 79%: a menu, a list
     # Chinese: 30 characters make a paragraph; the ICP footer has no sentence mark and is cut
     zh = "据记者了解，江西工商局没有与其他地方工商局连手调查涉案产品，目前尚未受到明显影响。"
     out, unsure = main_text(f"首页 > 新闻\n{zh}\n{zh}\n京ICP证000000号 联系我们 关于我们 网站地图 版权所有 新闻中心")
