@@ -15,7 +15,8 @@ Data (``../shared/data``):
   trafilatura's evaluation: strings that must be in the main text and boilerplate that must not
   be), and ``sites/python-docs`` (530 pages of the Python 3.11 documentation, Debian's
   python3.11-doc: word F1 against each page's reST source, markup included, so every tool's
-  figure is low in the same way; mostly a speed set).
+  figure is low in the same way; mostly a speed set), and the 92 HTML pages of the WARCs that
+  ``pipelines/web.yaml`` reads (speed and how many pages go to trafilatura; no reference text).
 
 The pages of the first two sets are split in two halves by a hash of their name (``bench.curation.half``):
 ``html_extract``'s rules (``corpus.extract.main_text``) were chosen on the ``dev`` half; the
@@ -114,6 +115,17 @@ def python_docs_pages() -> list[dict]:
     return out
 
 
+def warc_pages() -> list[dict]:
+    """The HTML records of web.yaml's WARCs, decoded by our warc_reader."""
+    import yaml
+
+    from corpus.readers import WarcReader
+
+    steps = yaml.safe_load((ROOT / "pipelines" / "web.yaml").read_text())["steps"]
+    paths = [str((ROOT / p).resolve()) for p in next(s["warc_reader"]["paths"] for s in steps if "warc_reader" in s)]
+    return [{"id": d.id, "html": d.text} for d in WarcReader(paths).run() if d.metadata.get("content_type") != "text/plain"]
+
+
 # ---------------------------------------------------------------- the tools
 
 
@@ -197,8 +209,9 @@ def main() -> None:
     sets = {"readability (en+)": (readability_pages(), word_f1), "zh-extraction": (chinese_pages(), shingle_f1)}
     checks = trafilatura_eval_pages()
     docs = [] if args.no_docs else python_docs_pages()
+    warcs = warc_pages()
     results, times, cpus = {}, {}, {}
-    named = list(sets.items()) + [("trafilatura-eval", (checks, None)), ("python-docs", (docs, None))]
+    named = list(sets.items()) + [("trafilatura-eval", (checks, None)), ("python-docs", (docs, None)), ("web.yaml WARCs", (warcs, None))]
     for i in range(args.passes):  # passes outside, tools inside: a change of load hits every tool alike
         for tool, make in TOOLS.items():
             for name, (pages, _) in named:
@@ -231,7 +244,7 @@ def main() -> None:
                 row += f"{f'{statistics.mean(vals):.3f} / {statistics.median(vals):.3f} (n={len(vals)})':>27}"
         print(row)
 
-    names = list(sets) + (["python-docs"] if docs else [])
+    names = list(sets) + (["python-docs"] if docs else []) + (["web.yaml WARCs"] if warcs else [])
     for key, what in (("pages_s", "pages per second (wall clock)"),
                       ("pages_cpu_s", "pages per CPU second (this process and its sandbox process)")):
         print(f"\nSpeed, one process: {what}, median of passes; ratio to datatrove's Trafilatura")

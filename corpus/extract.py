@@ -153,7 +153,8 @@ def main_text(text: str, paragraph_words: int = 10, min_words: int = 20,
     ``paragraph_words`` words with a sentence mark; lines before the first paragraph and after
     the last (headers, navigation, footers) are cut, unless that would cut half the text or
     more (then the text is not paragraphs framed by boilerplate: a poem, a forum thread, a
-    listing, and it is kept whole). Unsure: ``short_output`` (under ``min_words`` words),
+    listing, and it is kept whole). Unsure: ``short_output`` (under ``min_words`` words; the
+    step does not ask trafilatura when the page's whole visible text is that short too),
     ``short_lines`` (more than ``max_short_share`` of the words in lines shorter than a
     paragraph: lists, menus, link blocks rather than prose)."""
     lines = [line.strip() for line in text.splitlines()]
@@ -183,10 +184,15 @@ def _fast(html: str, **options) -> tuple[str, str | None]:
     from resiliparse.extract.html2text import extract_plain_text
     from resiliparse.parse.html import HTMLTree
 
-    html = _LONE_WIDE_CHAR.sub(">\\1\u200b<", html)
-    text = extract_plain_text(HTMLTree.parse(html), main_content=True, preserve_formatting=True,
+    tree = HTMLTree.parse(_LONE_WIDE_CHAR.sub(">\\1\u200b<", html))
+    text = extract_plain_text(tree, main_content=True, preserve_formatting=True,
                               alt_texts=False, comments=False, skip_elements=["rt", "rp"])  # no furigana
-    return main_text(text.replace("\u200b", ""), **options)
+    text, unsure = main_text(text.replace("\u200b", ""), **options)
+    if unsure == "short_output":  # unless the whole page has no more text: nothing for trafilatura to find
+        visible = extract_plain_text(tree, main_content=False, alt_texts=False, skip_elements=["rt", "rp"])
+        if line_words(visible.replace("\u200b", "")) < options.get("min_words", 20):
+            return text, None
+    return text, unsure
 
 
 def _route(mode: str, html: str, fast_options: dict, trafilatura_options: dict):
