@@ -199,9 +199,6 @@ def _route(mode: str, html: str, fast_options: dict, trafilatura_options: dict):
     """What the sandboxed process runs: the fast pass, or trafilatura (``mode``)."""
     if mode == "fast":
         return _fast(html, **fast_options)
-    if mode == "trafilatura":
-        return _extract(html, **trafilatura_options)
-    _fast(html, **fast_options)  # warm-up: both libraries imported, both code paths run once
     return _extract(html, **trafilatura_options)
 
 
@@ -315,7 +312,8 @@ class HtmlExtractor(Funnel, PipelineStep):
             check_trafilatura(self.trafilatura_options)
         fn = functools.partial(_route, fast_options=self.fast_options, trafilatura_options=self.trafilatura_options)
         self._errors_logged = 0
-        with ExtractorSandbox(timeout=self.timeout, warmup_text=("warmup" if self.fallback else "fast", _PROBE)) as sandbox:
+        # the sandbox forks from this process, where check_trafilatura has already run trafilatura once
+        with ExtractorSandbox(timeout=self.timeout, warmup_text=("fast", _PROBE)) as sandbox:
             for doc in data:
                 self.received()
                 if doc.metadata.get("content_type") == "text/plain":
