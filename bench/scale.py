@@ -666,6 +666,9 @@ def datatrove_steps(out: Path) -> tuple[dict, dict]:
             name = re.sub(r"\s+", " ", re.sub(r"[^\x20-\x7e]", "", entry.get("name", "?"))).strip(" -")
             docs_in = num("total") or num("documents") or previous_out
             previous_out = num("forwarded") or num("total") or num("documents") or previous_out
+            timed = ts.get("n") if isinstance(ts, dict) else None
+            if timed and docs_in and timed < docs_in:  # one timer per task around its whole loop
+                name += " [timed per task: the steps before it included]"
             steps[f"{stats.parent.name}/{i + 1:02d}-{name}"] = {"seconds": seconds, "docs_in": docs_in,
                                                                 "docs_out": previous_out}
     timings = json.loads((out / "timings.json").read_text()) if (out / "timings.json").exists() else {}
@@ -886,7 +889,7 @@ def step_table(rs: list[dict], sizes: list[int]) -> list[str]:
                     continue
                 docs = st.get("docs_in") or by[n]["docs"]
                 vals.append(st["seconds"] / docs * 1e6 if docs else None)
-            g = growth(vals[0], vals[-1]) if vals[0] and vals[-1] is not None else "-"
+            g = growth(vals[0], vals[-1]) if len(vals) > 1 and vals[0] and vals[-1] is not None else "-"
             out.append(f"| {name} | " + " | ".join(fmt(v, 1) for v in vals) + f" | {g} |")
     return out
 
