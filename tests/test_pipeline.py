@@ -34,14 +34,14 @@ def test_funnel_in_summary(web_run):
     out, r, _ = web_run
     summary = json.loads((out / "summary.json").read_text())
     steps = {s["step"]: s for s in summary["steps"]}
-    assert list(steps)[:4] == ["warc_reader", "trafilatura", "line_cleaner", "language_id"]
+    assert list(steps)[:4] == ["warc_reader", "html_extract", "line_cleaner", "language_id"]
     assert steps["warc_reader"]["documents_out"] >= 90
     assert steps["warc_reader"]["dropped"].get("not_html", 0) >= 1
     for prev, cur in zip(summary["steps"], summary["steps"][1:]):
         assert cur["documents_in"] == prev["documents_out"]
         assert cur["documents_in"] - cur["documents_out"] == sum(cur["dropped"].values()) + sum(cur["skipped"].values())
     assert steps["gopher_quality"]["dropped"] and all(s["seconds"] >= 0 for s in summary["steps"])
-    assert "trafilatura" in r.stdout and "dropped" in r.stdout  # the funnel is printed
+    assert "html_extract" in r.stdout and "dropped" in r.stdout  # the funnel is printed
     lines = (r.stdout + r.stderr).splitlines()
     assert len(lines) <= 60 and not any("Stats" in line or "PIPELINE" in line for line in lines), "\n".join(lines)
     assert "job 00-steps: 2/2 tasks, 92 documents" in r.stderr  # one plain line per job off a terminal
@@ -91,7 +91,7 @@ def test_cli_errors_before_work(tmp_path):
     r = corpus("run", str(p))
     assert r.returncode == 2 and "step 1 'warc_reader': input" in r.stderr and "matches no file" in r.stderr
     assert not (tmp_path / "out").exists()
-    r = corpus("run", "pipelines/web.yaml", "--set", "steps.trafilatura.timeout=soon")
+    r = corpus("run", "pipelines/web.yaml", "--set", "steps.html_extract.timeout=soon")
     assert r.returncode == 2 and "parameter 'timeout' must be float, got 'soon'" in r.stderr
 
 
