@@ -54,39 +54,50 @@ def check_trafilatura(options: dict) -> None:
         raise ExtractorSetupError(f"trafilatura returned {out!r} for a trivial page: broken installation or options")
 
 
-@register("trafilatura")
-class TrafilaturaExtractor(Funnel, PipelineStep):
-    """Main text of HTML documents (trafilatura 2.x). Plain-text documents (WET records) pass through."""
+class SandboxedExtractor(Funnel, PipelineStep):
+    """What both extraction steps share: plain-text documents pass through, pages over
+    ``max_html_bytes`` are skipped, each page is extracted in datatrove's sandboxed child process
+    with a ``timeout`` (``_text``), failures are counted by reason, and a page without text is
+    dropped. A subclass says how to check its libraries and what the sandbox runs (``_setup``),
+    and how a page becomes text (``_text``)."""
 
-    name = "⛏ trafilatura"
     type = "🛢 - EXTRAC"
     makes_text = True  # the runner's save_raw copies documents after the readers and this
 
-    def __init__(
-        self,
-        timeout: float = 5.0,
-        favor_precision: bool = True,
-        include_tables: bool = True,
-        include_comments: bool = False,
-        deduplicate: bool = False,
-        max_html_bytes: int = 5_000_000,
-    ):
+    def __init__(self, timeout: float, max_html_bytes: int):
         super().__init__()
-        self.timeout = timeout
-        self.max_html_bytes = max_html_bytes
-        self.options = dict(
-            favor_precision=favor_precision,
-            include_tables=include_tables,
-            include_comments=include_comments,
-            deduplicate=deduplicate,
-            output_format="txt",
-        )
+        self.timeout, self.max_html_bytes = timeout, max_html_bytes
+
+    def _setup(self) -> tuple[object, object]:
+        """Check the libraries (ExtractorSetupError); return (what the sandbox runs, its warm-up input)."""
+        raise NotImplementedError
+
+    def _text(self, sandbox: ExtractorSandbox, fn, doc) -> tuple[str | None, str | None]:
+        """(main text, None) or (None, skip reason)."""
+        raise NotImplementedError
+
+    def _call(self, sandbox: ExtractorSandbox, fn, payload, doc, what: str) -> tuple[object, str | None]:
+        """(result, None), or (None, failure reason) for a timeout, a dead process or an error."""
+        try:
+            return sandbox.process_document(payload, fn), None
+        except TimeoutError:
+            logger.warning(f"{what}: timeout after {self.timeout}s on {doc.metadata.get('url', doc.id)}")
+            return None, "timeout"
+        except EOFError:
+            logger.warning(f"{what}: extractor process died on {doc.metadata.get('url', doc.id)}")
+            return None, "crashed"
+        except (ImportError, ModuleNotFoundError) as e:
+            raise ExtractorSetupError(f"{what} setup failure: {e}") from e
+        except Exception as e:
+            if self._errors_logged < 5:
+                self._errors_logged += 1
+                logger.warning(f"{what}: {e} on {doc.metadata.get('url', doc.id)}")
+            return None, "error"
 
     def run(self, data: DocumentsPipeline, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
-        check_trafilatura(self.options)
-        extract_fn = functools.partial(_extract, **self.options)
-        errors_logged = 0
-        with ExtractorSandbox(timeout=self.timeout, warmup_text=_PROBE) as sandbox:
+        fn, warmup = self._setup()
+        self._errors_logged = 0
+        with ExtractorSandbox(timeout=self.timeout, warmup_text=warmup) as sandbox:
             for doc in data:
                 self.received()
                 if doc.metadata.get("content_type") == "text/plain":
@@ -98,24 +109,10 @@ class TrafilaturaExtractor(Funnel, PipelineStep):
                     self.skipped("too_large")
                     continue
                 with self.track_time():
-                    try:
-                        text = sandbox.process_document(doc.text, extract_fn)
-                    except TimeoutError:
-                        self.skipped("timeout")
-                        logger.warning(f"trafilatura: timeout after {self.timeout}s on {doc.metadata.get('url', doc.id)}")
-                        continue
-                    except EOFError:
-                        self.skipped("crashed")
-                        logger.warning(f"trafilatura: extractor process died on {doc.metadata.get('url', doc.id)}")
-                        continue
-                    except (ImportError, ModuleNotFoundError) as e:
-                        raise ExtractorSetupError(f"trafilatura setup failure: {e}") from e
-                    except Exception as e:
-                        self.skipped("error")
-                        if errors_logged < 5:
-                            errors_logged += 1
-                            logger.warning(f"trafilatura: {e} on {doc.metadata.get('url', doc.id)}")
-                        continue
+                    text, failure = self._text(sandbox, fn, doc)
+                if failure is not None:
+                    self.skipped(failure)
+                    continue
                 if not text or not text.strip():
                     self.dropped("no_text")
                     continue
@@ -124,6 +121,38 @@ class TrafilaturaExtractor(Funnel, PipelineStep):
                 self.kept()
                 self.update_doc_stats(doc)
                 yield doc
+
+
+@register("trafilatura")
+class TrafilaturaExtractor(SandboxedExtractor):
+    """Main text of HTML documents (trafilatura 2.x). Plain-text documents (WET records) pass through."""
+
+    name = "⛏ trafilatura"
+
+    def __init__(
+        self,
+        timeout: float = 5.0,
+        favor_precision: bool = True,
+        include_tables: bool = True,
+        include_comments: bool = False,
+        deduplicate: bool = False,
+        max_html_bytes: int = 5_000_000,
+    ):
+        super().__init__(timeout, max_html_bytes)
+        self.options = dict(
+            favor_precision=favor_precision,
+            include_tables=include_tables,
+            include_comments=include_comments,
+            deduplicate=deduplicate,
+            output_format="txt",
+        )
+
+    def _setup(self):
+        check_trafilatura(self.options)
+        return functools.partial(_extract, **self.options), _PROBE
+
+    def _text(self, sandbox, fn, doc):
+        return self._call(sandbox, fn, doc.text, doc, "trafilatura")
 
 
 # ---------------------------------------------------------------- fast main text, trafilatura where unsure
@@ -216,7 +245,7 @@ def check_resiliparse() -> None:
 
 
 @register("html_extract")
-class HtmlExtractor(Funnel, PipelineStep):
+class HtmlExtractor(SandboxedExtractor):
     """Main text of HTML documents, fast: resiliparse's main-content pass, and trafilatura 2.x
     only for the pages that pass is unsure of (``main_text``'s rules). Plain-text documents
     (WET records) pass through. Both run in a sandboxed child process with a per-page timeout.
@@ -231,8 +260,6 @@ class HtmlExtractor(Funnel, PipelineStep):
     ``fallback_failed_<reason>``, ``fast_failed_<reason>``."""
 
     name = "⛏ html_extract"
-    type = "🛢 - EXTRAC"
-    makes_text = True  # the runner's save_raw copies documents after the readers and this
 
     def __init__(
         self,
@@ -248,11 +275,9 @@ class HtmlExtractor(Funnel, PipelineStep):
         deduplicate: bool = False,
         max_html_bytes: int = 5_000_000,
     ):
-        super().__init__()
-        self.timeout = timeout
+        super().__init__(timeout, max_html_bytes)
         self.fallback = fallback
         self.fallback_max_tags = fallback_max_tags
-        self.max_html_bytes = max_html_bytes
         self.fast_options = dict(paragraph_words=paragraph_words, min_words=min_words, max_short_share=max_short_share)
         self.trafilatura_options = dict(
             favor_precision=favor_precision,
@@ -262,32 +287,17 @@ class HtmlExtractor(Funnel, PipelineStep):
             output_format="txt",
         )
 
-    def _call(self, sandbox: ExtractorSandbox, fn, mode: str, doc) -> tuple[object, str | None]:
-        """(result, None), or (None, failure reason) for a timeout, a dead process or an error."""
-        try:
-            return sandbox.process_document((mode, doc.text), fn), None
-        except TimeoutError:
-            logger.warning(f"html_extract: {mode} timeout after {self.timeout}s on {doc.metadata.get('url', doc.id)}")
-            return None, "timeout"
-        except EOFError:
-            logger.warning(f"html_extract: {mode} process died on {doc.metadata.get('url', doc.id)}")
-            return None, "crashed"
-        except (ImportError, ModuleNotFoundError) as e:
-            raise ExtractorSetupError(f"html_extract setup failure: {e}") from e
-        except Exception as e:
-            if self._errors_logged < 5:
-                self._errors_logged += 1
-                logger.warning(f"html_extract: {mode}: {e} on {doc.metadata.get('url', doc.id)}")
-            return None, "error"
+    def _run(self, sandbox: ExtractorSandbox, fn, mode: str, doc) -> tuple[object, str | None]:
+        return self._call(sandbox, fn, (mode, doc.text), doc, f"html_extract: {mode}")
 
     def _text(self, sandbox: ExtractorSandbox, fn, doc) -> tuple[str | None, str | None]:
         """(main text, None) or (None, skip reason)."""
-        result, failure = self._call(sandbox, fn, "fast", doc)
+        result, failure = self._run(sandbox, fn, "fast", doc)
         if failure is not None:
             self.stat_update(f"fast_failed_{failure}")
             if not self.fallback:
                 return None, failure
-            text, failure = self._call(sandbox, fn, "trafilatura", doc)
+            text, failure = self._run(sandbox, fn, "trafilatura", doc)
             return (text or "", None) if failure is None else (None, failure)
         text, unsure = result
         if unsure is None or not self.fallback:
@@ -296,7 +306,7 @@ class HtmlExtractor(Funnel, PipelineStep):
         if doc.text.count("<") > self.fallback_max_tags:
             self.stat_update("fallback_skipped_large")
             return text, None
-        other, failure = self._call(sandbox, fn, "trafilatura", doc)
+        other, failure = self._run(sandbox, fn, "trafilatura", doc)
         if failure is not None:
             self.stat_update(f"fallback_failed_{failure}")
             return (text, None) if text else (None, failure)
@@ -306,34 +316,10 @@ class HtmlExtractor(Funnel, PipelineStep):
         self.stat_update("fallback_kept_fast")
         return text, None
 
-    def run(self, data: DocumentsPipeline, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
+    def _setup(self):
         check_resiliparse()
         if self.fallback:
             check_trafilatura(self.trafilatura_options)
-        fn = functools.partial(_route, fast_options=self.fast_options, trafilatura_options=self.trafilatura_options)
-        self._errors_logged = 0
         # the sandbox forks from this process, where check_trafilatura has already run trafilatura once
-        with ExtractorSandbox(timeout=self.timeout, warmup_text=("fast", _PROBE)) as sandbox:
-            for doc in data:
-                self.received()
-                if doc.metadata.get("content_type") == "text/plain":
-                    self.kept()
-                    self.stat_update("passed_plain_text")
-                    yield doc
-                    continue
-                if len(doc.text) > self.max_html_bytes:
-                    self.skipped("too_large")
-                    continue
-                with self.track_time():
-                    text, failure = self._text(sandbox, fn, doc)
-                if failure is not None:
-                    self.skipped(failure)
-                    continue
-                if not text or not text.strip():
-                    self.dropped("no_text")
-                    continue
-                doc.text = text
-                doc.metadata["content_type"] = "text/plain"
-                self.kept()
-                self.update_doc_stats(doc)
-                yield doc
+        return (functools.partial(_route, fast_options=self.fast_options, trafilatura_options=self.trafilatura_options),
+                ("fast", _PROBE))

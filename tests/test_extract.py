@@ -76,14 +76,21 @@ def test_html_extract_chinese_page(shared):
     assert len(shingles(text) & shingles(gold)) / len(shingles(text) | shingles(gold)) > 0.9
 
 
-def test_html_extract_failures_and_plain_text():
-    docs = [
+ARTICLE = "<html><body><article><p>" + "A real paragraph of text here. " * 20 + "</p></article></body></html>"
+
+
+def failure_docs(plain: str, page_metadata: dict) -> list[Document]:
+    """An empty page, one over 1,000 bytes, a plain-text document and a good page."""
+    return [
         Document(text="<html><body><p></p></body></html>", id="empty", metadata={}),
         Document(text="<p>" + "x" * 2000 + "</p>", id="huge", metadata={}),
-        Document(text="already text\nsecond line", id="wet", metadata={"content_type": "text/plain"}),
-        Document(text="<html><body><article><p>" + "A real paragraph of text here. " * 20 + "</p></article></body></html>",
-                 id="ok", metadata={"content_type": "text/html"}),
+        Document(text=plain, id="wet", metadata={"content_type": "text/plain"}),
+        Document(text=ARTICLE, id="ok", metadata=page_metadata),
     ]
+
+
+def test_html_extract_failures_and_plain_text():
+    docs = failure_docs("already text\nsecond line", {"content_type": "text/html"})
     step = HtmlExtractor(max_html_bytes=1000, timeout=10)
     out = {d.id: d for d in step.run(iter(docs))}
     c = funnel_of(step)
@@ -136,7 +143,7 @@ def test_main_text_rules():
 
 def test_html_extract_survives_a_page_that_hangs_the_fast_pass():
     deep = "<html><body>" + "<div>" * 50000 + "<p>deep text</p>" + "</div>" * 50000 + "</body></html>"
-    ok = "<html><body><article><p>" + "A real paragraph of text here. " * 20 + "</p></article></body></html>"
+    ok = ARTICLE
     step = HtmlExtractor(timeout=3)
     out = [d.id for d in step.run(iter([Document(text=deep, id="deep", metadata={}), Document(text=ok, id="ok", metadata={})]))]
     assert "ok" in out  # resiliparse's main-content pass is quadratic in depth: timed out, then trafilatura tried
@@ -150,13 +157,7 @@ def test_missing_resiliparse_stops_the_run(monkeypatch):
 
 
 def test_failures_are_counted_by_reason():
-    docs = [
-        Document(text="<html><body><p></p></body></html>", id="empty", metadata={}),
-        Document(text="<p>" + "x" * 2000 + "</p>", id="huge", metadata={}),
-        Document(text="already text", id="wet", metadata={"content_type": "text/plain"}),
-        Document(text="<html><body><article><p>" + "A real paragraph of text here. " * 20 + "</p></article></body></html>",
-                 id="ok", metadata={}),
-    ]
+    docs = failure_docs("already text", {})
     step = TrafilaturaExtractor(max_html_bytes=1000, timeout=10)
     out = [d.id for d in step.run(iter(docs))]
     c = funnel_of(step)
@@ -167,7 +168,7 @@ def test_failures_are_counted_by_reason():
 
 def test_deeply_nested_html_does_not_crash():
     deep = "<html><body>" + "<div>" * 50000 + "<p>deep text</p>" + "</div>" * 50000 + "</body></html>"
-    ok = "<html><body><article><p>" + "A real paragraph of text here. " * 20 + "</p></article></body></html>"
+    ok = ARTICLE
     step = TrafilaturaExtractor(timeout=20)
     out = [d.id for d in step.run(iter([Document(text=deep, id="deep", metadata={}), Document(text=ok, id="ok", metadata={})]))]
     assert "ok" in out  # whatever happens to the deep page, the next one is extracted
