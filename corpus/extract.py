@@ -36,6 +36,12 @@ def _extract(html: str, **options) -> str | None:
     return extract(html, **options)
 
 
+def trafilatura_options(favor_precision: bool, include_tables: bool, include_comments: bool, deduplicate: bool) -> dict:
+    """trafilatura.extract's keyword arguments for the steps' parameters, plain text out."""
+    return dict(favor_precision=favor_precision, include_tables=include_tables, include_comments=include_comments,
+                deduplicate=deduplicate, output_format="txt")
+
+
 def check_trafilatura(options: dict) -> None:
     """Import trafilatura and extract a known page, raising ExtractorSetupError on any failure."""
     try:
@@ -139,13 +145,7 @@ class TrafilaturaExtractor(SandboxedExtractor):
         max_html_bytes: int = 5_000_000,
     ):
         super().__init__(timeout, max_html_bytes)
-        self.options = dict(
-            favor_precision=favor_precision,
-            include_tables=include_tables,
-            include_comments=include_comments,
-            deduplicate=deduplicate,
-            output_format="txt",
-        )
+        self.options = trafilatura_options(favor_precision, include_tables, include_comments, deduplicate)
 
     def _setup(self):
         check_trafilatura(self.options)
@@ -279,13 +279,7 @@ class HtmlExtractor(SandboxedExtractor):
         self.fallback = fallback
         self.fallback_max_tags = fallback_max_tags
         self.fast_options = dict(paragraph_words=paragraph_words, min_words=min_words, max_short_share=max_short_share)
-        self.trafilatura_options = dict(
-            favor_precision=favor_precision,
-            include_tables=include_tables,
-            include_comments=include_comments,
-            deduplicate=deduplicate,
-            output_format="txt",
-        )
+        self.trafilatura_options = trafilatura_options(favor_precision, include_tables, include_comments, deduplicate)
 
     def _run(self, sandbox: ExtractorSandbox, fn, mode: str, doc) -> tuple[object, str | None]:
         return self._call(sandbox, fn, (mode, doc.text), doc, f"html_extract: {mode}")
