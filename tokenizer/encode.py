@@ -282,22 +282,17 @@ def write_shards(docs, model_file, out_dir, cfg: ShardsConfig, pipeline: dict | 
     tasks = max(1, cfg.tasks or os.cpu_count() or 1)
     t0 = time.time()
 
-    def run_all(threshold: float):
-        for old in out_dir.glob("*.arrow"):
-            old.unlink()
-        shutil.rmtree(out_dir / TASKS, ignore_errors=True)
-        out_dir.mkdir(parents=True, exist_ok=True)
-        logs = out_dir / TASKS / "logs"
-        shutil.rmtree(logs, ignore_errors=True)  # completion markers of an encoding that is being redone
-        (executor or run_local)("shards", [ShardEncoder(inputs, str(model_file), str(out_dir), cfg, threshold)], tasks,
-                                logs)
-        results = []
-        for rank in range(tasks):
-            r = json.loads((out_dir / TASKS / f"{rank:05d}.json").read_text())
-            results.append((r["entries"], r["documents"], tuple(r["smallest"]), r["val"]))
-        return results
-
-    results = run_all(cfg.val_fraction)
+    for old in out_dir.glob("*.arrow"):
+        old.unlink()
+    # what the tasks of an encoding that is being redone wrote, their completion markers with it
+    shutil.rmtree(out_dir / TASKS, ignore_errors=True)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    encoder = ShardEncoder(inputs, str(model_file), str(out_dir), cfg, cfg.val_fraction)
+    (executor or run_local)("shards", [encoder], tasks, out_dir / TASKS / "logs")
+    results = []
+    for rank in range(tasks):
+        r = json.loads((out_dir / TASKS / f"{rank:05d}.json").read_text())
+        results.append((r["entries"], r["documents"], tuple(r["smallest"]), r["val"]))
     n_docs = sum(r[1] for r in results)
     if n_docs == 0:
         raise ValueError(f"shards: no documents in {[str(i) for i in inputs]}")

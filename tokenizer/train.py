@@ -125,6 +125,22 @@ def _cut_tail(path: Path, want: int, max_line: int) -> tuple[str, int, int]:
     return tail.decode("utf-8").rstrip("\n"), lines, len(tail) - lines
 
 
+def _scored(inputs, cfg: TokenizerConfig) -> Iterator[tuple[str, int, float | None]]:
+    """Each document's text, UTF-8 size and sample priority (a hash of its id); priority None for
+    a held-out document: one whose id hashes into the held-out slice, while the held-out text is
+    under ``heldout_max_bytes`` (in input order: the same documents on every pass)."""
+    held = 0
+    for doc in documents(inputs):
+        if not doc.text:
+            continue
+        n = len(doc.text.encode("utf-8"))
+        if hash_fraction(str(doc.id), "heldout") < cfg.heldout_fraction and held < cfg.heldout_max_bytes:
+            held += n
+            yield doc.text, n, None
+        else:
+            yield doc.text, n, hash_fraction(str(doc.id), f"sample{cfg.seed}")
+
+
 def sample_to_file(inputs, path: Path, cfg: TokenizerConfig) -> tuple[list[str], dict]:
     """Write the training sample to ``path`` (one line per sentencepiece sentence) and return the
     held-out documents and the figures of the sample."""
@@ -134,21 +150,23 @@ def sample_to_file(inputs, path: Path, cfg: TokenizerConfig) -> tuple[list[str],
     heldout: list[str] = []
     stats = {"documents": 0, "input_bytes": 0, "heldout_documents": 0}
     written = {"lines": 0, "bytes": 0}
-    with open(path, "wb") as f:  # while the whole input fits in the sample, pass 1 writes it too
-        for doc in documents(inputs):
-            text = doc.text
-            if not text:
-                continue
+
+    def write(f, text: str) -> None:
+        lines, size = _write_lines(f, text, cfg)
+        written["lines"] += lines
+        written["bytes"] += size
+
+    whole = True  # while the whole input fits in the sample, pass 1 writes it too
+    with open(path, "wb") as f:
+        for text, n, priority in _scored(inputs, cfg):
             stats["documents"] += 1
-            n = len(text.encode("utf-8"))
             stats["input_bytes"] += n
-            if hash_fraction(str(doc.id), "heldout") < cfg.heldout_fraction and heldout_bytes < cfg.heldout_max_bytes:
+            if priority is None:
                 heldout.append(text)
                 heldout_bytes += n
                 continue
             # the sample: every document whose priority is below the cutoff, the longest run of
             # the priority order within sample_bytes (whatever order the documents come in)
-            priority = hash_fraction(str(doc.id), f"sample{cfg.seed}")
             if priority >= cutoff:
                 continue
             heapq.heappush(heap, (-priority, n))
@@ -157,26 +175,15 @@ def sample_to_file(inputs, path: Path, cfg: TokenizerConfig) -> tuple[list[str],
                 neg, size = heapq.heappop(heap)
                 kept_bytes -= size
                 cutoff = min(cutoff, -neg)
-                written = None  # a document is left out: pass 2 writes the sample
-            if written is not None:
-                lines, size = _write_lines(f, text, cfg)
-                written["lines"] += lines
-                written["bytes"] += size
-    if written is None:  # pass 2: the documents below the cutoff
-        written = {"lines": 0, "bytes": 0}
-        held = 0
+                whole = False  # a document is left out: pass 2 writes the sample
+            if whole:
+                write(f, text)
+    if not whole:  # pass 2: the documents below the cutoff
+        written.update(lines=0, bytes=0)
         with open(path, "wb") as f:
-            for doc in documents(inputs):
-                if not doc.text:
-                    continue
-                if hash_fraction(str(doc.id), "heldout") < cfg.heldout_fraction and held < cfg.heldout_max_bytes:
-                    held += len(doc.text.encode("utf-8"))  # held out in pass 1 too (same order)
-                    continue
-                if hash_fraction(str(doc.id), f"sample{cfg.seed}") >= cutoff:
-                    continue
-                lines, size = _write_lines(f, doc.text, cfg)
-                written["lines"] += lines
-                written["bytes"] += size
+            for text, _, priority in _scored(inputs, cfg):
+                if priority is not None and priority < cutoff:
+                    write(f, text)
     stats["heldout_split"] = "document"
     if not heldout and cfg.heldout_fraction > 0 and written["lines"] > 1:
         # too few documents for any to hash into the held-out slice (one long text, say): the
