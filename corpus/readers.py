@@ -78,10 +78,13 @@ class FileReader(Funnel, PipelineStep):
     type = "📖 - READER"
     is_reader = True
 
-    def __init__(self, paths: list[str], limit: int = -1):
+    def __init__(self, paths: list[str], limit: int = -1, split_bytes: int = 256_000_000):
         super().__init__()
+        if split_bytes < 1:
+            raise ValueError("split_bytes must be at least 1")
         self.paths = paths
         self.limit = limit
+        self.split_bytes = split_bytes  # for the readers whose files can be cut (their parts())
         self.files = self.expand()
         self._last_log = 0.0
 
@@ -99,6 +102,10 @@ class FileReader(Funnel, PipelineStep):
         """How one file is shared between tasks: ``[None]`` (whole, the default), or the parts
         that ``read_file`` takes (readers of formats that can be cut override this)."""
         return [None]
+
+    def file_size(self, url: str, protocol: str) -> int:
+        fs, path = fsspec.core.url_to_fs(self.full_url(url, protocol))
+        return fs.size(path)
 
     def units(self) -> list[tuple[str, str, str, object]]:
         """(url, protocol, id root, part) of every piece of work, the same in every task: each
@@ -200,10 +207,10 @@ class WarcReader(FileReader):
     name = "🕷 warc_reader"
 
     def __init__(self, paths: list[str], limit: int = -1, max_bytes: int = 10_000_000, split_bytes: int = 256_000_000):
-        super().__init__(paths, limit)
-        if max_bytes < 1 or split_bytes < 1:
-            raise ValueError("max_bytes and split_bytes must be at least 1")
-        self.max_bytes, self.split_bytes = max_bytes, split_bytes
+        super().__init__(paths, limit, split_bytes)
+        if max_bytes < 1:
+            raise ValueError("max_bytes must be at least 1")
+        self.max_bytes = max_bytes
         if not any(_is_warc_name(f[0]) for f in self.files):
             raise InputError(f"no .warc, .arc or .wet file (optionally .gz) among {paths}")
 
@@ -253,8 +260,7 @@ class WarcReader(FileReader):
         of its own, so a reader can start at any member)."""
         if not url.lower().endswith(".gz"):
             return [None]
-        fs, path = fsspec.core.url_to_fs(self.full_url(url, protocol))
-        return byte_ranges(fs.size(path), self.split_bytes)
+        return byte_ranges(self.file_size(url, protocol), self.split_bytes)
 
     def _record_to_doc(self, record, url, rel, index):
         headers = record.rec_headers
@@ -356,16 +362,13 @@ class JsonlReader(FileReader):
 
     def __init__(self, paths: list[str], limit: int = -1, text_key: str = "text", id_key: str = "id",
                  split_bytes: int = 256_000_000):
-        super().__init__(paths, limit)
-        if split_bytes < 1:
-            raise ValueError("split_bytes must be at least 1")
-        self.text_key, self.id_key, self.split_bytes = text_key, id_key, split_bytes
+        super().__init__(paths, limit, split_bytes)
+        self.text_key, self.id_key = text_key, id_key
 
     def parts(self, url, protocol):
         if fsspec.utils.infer_compression(url) is not None:  # a compressed stream cannot be entered midway
             return [None]
-        fs, path = fsspec.core.url_to_fs(self.full_url(url, protocol))
-        return byte_ranges(fs.size(path), self.split_bytes)
+        return byte_ranges(self.file_size(url, protocol), self.split_bytes)
 
     @staticmethod
     def _lines(f, part):
@@ -427,8 +430,9 @@ class _TableReader(FileReader):
     """Readers of columnar files (Parquet, Arrow): record batches of rows, text in ``text_key``,
     the other columns go to metadata."""
 
-    def __init__(self, paths: list[str], limit: int = -1, text_key: str = "text", id_key: str = "id"):
-        super().__init__(paths, limit)
+    def __init__(self, paths: list[str], limit: int = -1, text_key: str = "text", id_key: str = "id",
+                 split_bytes: int = 256_000_000):
+        super().__init__(paths, limit, split_bytes)
         self.text_key, self.id_key = text_key, id_key
 
     def batches(self, f, part):  # -> (column names, index of the first row, iterator of record batches)
@@ -460,19 +464,16 @@ class ParquetReader(_TableReader):
         self, paths: list[str], limit: int = -1, text_key: str = "text", id_key: str = "id", batch_size: int = 1000,
         split_bytes: int = 256_000_000,
     ):
-        super().__init__(paths, limit, text_key, id_key)
-        if split_bytes < 1:
-            raise ValueError("split_bytes must be at least 1")
-        self.batch_size, self.split_bytes = batch_size, split_bytes
+        super().__init__(paths, limit, text_key, id_key, split_bytes)
+        self.batch_size = batch_size
 
     def parts(self, url, protocol):
         """Runs of whole row groups of about ``split_bytes`` (compressed, as stored): (first, last + 1)."""
         import pyarrow.parquet as pq
 
-        fs, path = fsspec.core.url_to_fs(self.full_url(url, protocol))
-        if fs.size(path) <= self.split_bytes:
+        if self.file_size(url, protocol) <= self.split_bytes:
             return [None]
-        with fs.open(path, "rb") as f:
+        with fsspec.open(self.full_url(url, protocol), "rb") as f:
             meta = pq.ParquetFile(f).metadata
         sizes = [meta.row_group(g).total_compressed_size if hasattr(meta.row_group(g), "total_compressed_size")
                  else meta.row_group(g).total_byte_size for g in range(meta.num_row_groups)]
@@ -501,6 +502,9 @@ class ArrowReader(_TableReader):
     other columns go to metadata."""
 
     name = "🏹 arrow_reader"
+
+    def __init__(self, paths: list[str], limit: int = -1, text_key: str = "text", id_key: str = "id"):
+        super().__init__(paths, limit, text_key, id_key)  # read whole: no split_bytes
 
     def batches(self, f, part):
         import pyarrow as pa
