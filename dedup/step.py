@@ -409,17 +409,17 @@ class MinhashFilter(Filter):
     def __init__(self, folder: str):
         super().__init__()
         self.folder = folder
-        self._decisions: dict[int, tuple[np.ndarray, pa.Table]] = {}
+        self._rank, self._decisions = None, (np.zeros(0, np.uint32), None)
 
-    def _for_rank(self, r: int) -> tuple[np.ndarray, pa.Table]:
+    def _for_rank(self, r: int) -> tuple[np.ndarray, pa.Table | None]:
         """The sorted indices of this task's documents that are in a cluster, and their decisions
-        (an Arrow table, looked up by position: no Python object per document)."""
-        if r not in self._decisions:
+        (an Arrow table, looked up by position: no Python object per document); one task's at a time."""
+        if r != self._rank:
             path = os.path.join(self.folder, "decisions", f"{r:05d}.arrow")
             table = pa.ipc.open_file(pa.memory_map(path)).read_all() if os.path.exists(path) else None
-            self._decisions = {r: (table.column("idx").to_numpy(), table) if table is not None
-                               else (np.zeros(0, np.uint32), None)}  # one task's table at a time
-        return self._decisions[r]
+            self._rank = r
+            self._decisions = (table.column("idx").to_numpy(), table) if table is not None else (np.zeros(0, np.uint32), None)
+        return self._decisions
 
     def filter(self, doc: Document) -> bool | tuple[bool, str]:
         key = doc.metadata.pop(KEY, None)
