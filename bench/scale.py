@@ -66,6 +66,11 @@ datatrove's through ``python -m bench.scale_datatrove`` on a JSON spec. Measured
   the peak sampled with psutil; peak of the tree: the largest sum of the RSS of every process of
   the tree, sampled with psutil every ``--interval`` seconds (RSS counts pages that forked
   processes share in each of them);
+- peak PSS per process and of the tree, sampled the same way: the proportional set size divides
+  each shared page among the processes sharing it (a model loaded once before fork and shared
+  copy-on-write counts once over the tree); the report names the process whose PSS peaked; and
+  the peak USS of any process (unique set size: the pages only that process holds, what one more
+  worker adds);
 - disk: the output folder's size on disk (``du``), when the run ends;
 - seconds per step: ours from summary.json (summed over tasks), datatrove's from its stats.json.
 
@@ -483,6 +488,20 @@ def measure_child(out_json: str, cmd: list[str]) -> None:
                                           "user_s": ru.ru_utime, "sys_s": ru.ru_stime, "maxrss_mb": ru.ru_maxrss / 1024}))
 
 
+def process_label(p) -> str:
+    """A short name for a process of the tree: its command line's module or script, or its name."""
+    try:
+        cmd = p.cmdline()
+    except Exception:  # gone, or not ours
+        return "?"
+    for i, a in enumerate(cmd):
+        if a == "-m" and i + 1 < len(cmd):
+            return cmd[i + 1]
+        if a == "-c":
+            return "python -c " + " ".join(cmd[i + 1:])[:60]
+    return " ".join(Path(a).name if a.startswith("/") else a for a in cmd[:3])[:80]
+
+
 def measure(cmd: list[str], folder: Path, env: dict, interval: float, timeout: float) -> dict:
     import psutil
 
@@ -495,22 +514,26 @@ def measure(cmd: list[str], folder: Path, env: dict, interval: float, timeout: f
     proc = subprocess.Popen([sys.executable, str(Path(__file__).resolve()), "_measure", str(out_json), "--", *cmd],
                             stdout=logf, stderr=subprocess.STDOUT, cwd=ROOT, env=env, start_new_session=True)
     wrapper = psutil.Process(proc.pid)
-    peak_tree = peak_proc = 0
+    peak_tree = peak_proc = peak_tree_pss = peak_proc_pss = peak_uss = 0
+    peak_who = ""
     most, samples, timed_out = 0, 0, False
     while proc.poll() is None:
         try:
             kids = wrapper.children(recursive=True)
         except psutil.NoSuchProcess:
             break
-        total = 0
+        total = total_pss = 0
         for k in kids:
             try:
-                rss = k.memory_info().rss
+                mem = k.memory_full_info()  # rss and pss (smaps_rollup)
             except (psutil.NoSuchProcess, psutil.AccessDenied):
                 continue
-            total += rss
-            peak_proc = max(peak_proc, rss)
+            total, total_pss = total + mem.rss, total_pss + mem.pss
+            peak_proc, peak_uss = max(peak_proc, mem.rss), max(peak_uss, mem.uss)
+            if mem.pss > peak_proc_pss:
+                peak_proc_pss, peak_who = mem.pss, process_label(k)
         peak_tree, most, samples = max(peak_tree, total), max(most, len(kids)), samples + 1
+        peak_tree_pss = max(peak_tree_pss, total_pss)
         if time.perf_counter() - t > timeout:
             timed_out = True
             os.killpg(proc.pid, signal.SIGTERM)
@@ -524,6 +547,7 @@ def measure(cmd: list[str], folder: Path, env: dict, interval: float, timeout: f
     logf.close()
     res = json.loads(out_json.read_text()) if out_json.exists() else {"rc": proc.returncode}
     res.update({"timed_out": timed_out, "peak_tree_mb": peak_tree / 2**20, "peak_proc_sampled_mb": peak_proc / 2**20,
+                "peak_pss_mb": peak_proc_pss / 2**20, "peak_pss_process": peak_who, "peak_uss_mb": peak_uss / 2**20, "peak_tree_pss_mb": peak_tree_pss / 2**20,
                 "max_processes": most, "samples": samples, "sampler_cpu_s": time.process_time() - sampler_cpu,
                 "load_before": load_before, "load_after": os.getloadavg()})
     if "user_s" in res:
@@ -733,7 +757,8 @@ def median_record(recs: list[dict]) -> dict:
     for k, v in recs[0].items():
         if isinstance(v, (int, float)) and not isinstance(v, bool) and all(isinstance(r.get(k), (int, float)) for r in recs):
             out[k] = statistics.median(r[k] for r in recs)
-    out["repeats"] = [{k: r.get(k) for k in ("wall_s", "cpu_s", "maxrss_mb", "peak_tree_mb")} for r in recs]
+    out["repeats"] = [{k: r.get(k) for k in ("wall_s", "cpu_s", "maxrss_mb", "peak_pss_mb", "peak_uss_mb", "peak_tree_mb",
+                                                          "peak_tree_pss_mb")} for r in recs]
     return out
 
 
@@ -760,7 +785,9 @@ def run(args) -> None:
                     log(f"run: {unit} {tool} {n:,} documents{f' (repeat {r + 1})' if args.repeat > 1 else ''}")
                     rec = run_one(unit, tool, n, manifests[n], folder, args, env)
                     log(f"run: {unit} {tool} {n:,}: wall {rec.get('wall_s', 0):.1f}s cpu {rec.get('cpu_s', 0):.1f}s "
-                        f"peak/proc {rec.get('maxrss_mb', 0):.0f} MB tree {rec['peak_tree_mb']:.0f} MB")
+                        f"peak/proc {rec.get('maxrss_mb', 0):.0f} MB (PSS {rec.get('peak_pss_mb', 0):.0f} MB, "
+                        f"{rec.get('peak_pss_process')}) tree {rec['peak_tree_mb']:.0f} MB "
+                        f"(PSS {rec.get('peak_tree_pss_mb', 0):.0f} MB)")
                     recs.append(rec)
                 results["runs"].append(median_record(recs))
                 results["meta"]["finished"] = time.strftime("%Y-%m-%d %H:%M:%S")
@@ -806,7 +833,8 @@ def markdown(results: dict) -> str:
                f"{', '.join(f'{x:.2f}' for x in m['load_before'])}")
     out.append("CPU: user + system of the whole process tree; per core = over CPU seconds; peak RSS per process: the "
                "largest of any process of the tree (exact); peak tree: largest sampled sum of RSS (pages shared "
-               "after fork count in each process)")
+               "after fork count in each process); PSS: proportional set size, sampled (shared pages divided among "
+               "the processes sharing them); USS: unique set size, sampled (pages no other process shares)")
     for unit in m["units"]:
         rs = [r for r in results["runs"] if r["unit"] == unit]
         if rs:
@@ -821,15 +849,18 @@ def ok(r: dict | None) -> bool:
 def unit_tables(unit: str, rs: list[dict]) -> list[str]:
     out = [f"\n### {unit}\n",
            f"| size | docs | {'HTML MB' if unit == 'chain' else 'text MB'} | tool | wall s | CPU s | docs/s per core "
-           "| MB/s per core | peak RSS per process MB | peak tree MB | disk MB | docs out | load 1m |",
-           "|" + "---|" * 13]
+           "| MB/s per core | peak RSS per process MB | peak PSS per process MB | peak USS per process MB "
+           "| peak tree RSS MB | peak tree PSS MB | disk MB | docs out | load 1m |",
+           "|" + "---|" * 16]
     for r in sorted(rs, key=lambda r: (r["size"], r["tool"] != "ours")):
         cpu = r.get("cpu_s") if ok(r) else None
         bad = " (failed: see its log.txt)" if r.get("failed") else ""
         tokens = "" if r.get("tokens") is None else f" ({r['tokens']:,} tokens)"
         out.append(f"| {r['size']:,} | {r['docs']:,} | {r['mb']:.1f} | {r['tool']}{bad} | {fmt(r.get('wall_s'))} | "
                    f"{fmt(cpu)} | {fmt(r['docs'] / cpu if cpu else None, 0)} | {fmt(r['mb'] / cpu if cpu else None, 2)} | "
-                   f"{fmt(r.get('maxrss_mb'), 0)} | {fmt(r.get('peak_tree_mb'), 0)} | {fmt(r.get('disk_mb'))} | "
+                   f"{fmt(r.get('maxrss_mb'), 0)} | {fmt(r.get('peak_pss_mb'), 0)} | {fmt(r.get('peak_uss_mb'), 0)} | "
+                   f"{fmt(r.get('peak_tree_mb'), 0)} | "
+                   f"{fmt(r.get('peak_tree_pss_mb'), 0)} | {fmt(r.get('disk_mb'))} | "
                    f"{fmt(r.get('docs_out'))}{tokens} | {r['load_before'][0]:.2f} |")
     by = {(r["tool"], r["size"]): r for r in rs}
     sizes = sorted({r["size"] for r in rs})
@@ -838,8 +869,10 @@ def unit_tables(unit: str, rs: list[dict]) -> list[str]:
         a, b = by.get(("ours", n)), by.get(("datatrove", n))
         if ok(a) and ok(b):
             lines.append(f"- {n:,}: wall {a['wall_s'] / b['wall_s']:.2f}x, CPU {a['cpu_s'] / b['cpu_s']:.2f}x, "
-                         f"peak per process {a['maxrss_mb'] / b['maxrss_mb']:.2f}x, peak tree "
-                         f"{a['peak_tree_mb'] / max(b['peak_tree_mb'], 1e-9):.2f}x, "
+                         f"peak per process {a['maxrss_mb'] / b['maxrss_mb']:.2f}x (PSS {ratio(a, b, 'peak_pss_mb')}, "
+                         f"USS {ratio(a, b, 'peak_uss_mb')}), "
+                         f"peak tree {a['peak_tree_mb'] / max(b['peak_tree_mb'], 1e-9):.2f}x "
+                         f"(PSS {ratio(a, b, 'peak_tree_pss_mb')}), "
                          f"disk {a['disk_mb'] / max(b['disk_mb'], 1e-9):.2f}x")
     if lines:
         out += ["\nours / datatrove (below 1: ours takes less)\n", *lines]
@@ -852,7 +885,10 @@ def unit_tables(unit: str, rs: list[dict]) -> list[str]:
         line = (f"- {tool}, {a['size']:,} to {b['size']:,}: CPU s per document "
                 f"{growth(a['cpu_s'] / a['docs'], b['cpu_s'] / b['docs'])}, wall s per document "
                 f"{growth(a['wall_s'] / a['docs'], b['wall_s'] / b['docs'])}, peak RSS per process "
-                f"{growth(a['maxrss_mb'], b['maxrss_mb'])}, peak tree {growth(a['peak_tree_mb'], b['peak_tree_mb'])}")
+                f"{growth(a['maxrss_mb'], b['maxrss_mb'])} (PSS {growth(a.get('peak_pss_mb'), b.get('peak_pss_mb'))}, "
+                f"USS {growth(a.get('peak_uss_mb'), b.get('peak_uss_mb'))}, "
+                f"at {b.get('peak_pss_process') or '-'}), peak tree {growth(a['peak_tree_mb'], b['peak_tree_mb'])} "
+                f"(PSS {growth(a.get('peak_tree_pss_mb'), b.get('peak_tree_pss_mb'))})")
         if len(runs) >= 3:  # the cost of one more document, start-up left out
             marginal = [(y["cpu_s"] - x["cpu_s"]) / (y["docs"] - x["docs"]) * 1e3 for x, y in zip(runs, runs[1:])]
             line += ("; marginal CPU ms per document " + ", ".join(
@@ -864,8 +900,12 @@ def unit_tables(unit: str, rs: list[dict]) -> list[str]:
     return out + step_table(rs, sizes)
 
 
-def growth(a: float, b: float) -> str:
-    return f"{(b / a - 1) * 100:+.0f}%" if a else "-"
+def growth(a: float | None, b: float | None) -> str:
+    return f"{(b / a - 1) * 100:+.0f}%" if a and b is not None else "-"
+
+
+def ratio(a: dict, b: dict, key: str) -> str:
+    return f"{a[key] / b[key]:.2f}x" if a.get(key) and b.get(key) else "-"
 
 
 def step_table(rs: list[dict], sizes: list[int]) -> list[str]:

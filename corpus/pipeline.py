@@ -147,8 +147,13 @@ class Runner:
         ex.pop("address", None)  # ray: where the cluster is (consumed by the runner)
         cls = self._executor_class()
         ex["tasks"] = job.tasks if job.tasks is not None else ex.get("tasks", 1)
-        if "workers" in ex:
-            ex["workers"] = min(ex["workers"], ex["tasks"]) if ex["workers"] > 0 else ex["workers"]
+        if "workers" in ex and ex["workers"] > 0:
+            ex["workers"] = min(ex["workers"], ex["tasks"])
+            if self.cfg.executor["type"] == "local" and self.cfg.executor["workers"] > 1:
+                # datatrove runs a job of one worker inline: a one-task stage (dedup's clusters) would
+                # leave its memory in the runner's process for the rest of the run; a pool of two
+                # runs it in a worker process that exits with it
+                ex["workers"] = max(2, ex["workers"])
         ex["logging_dir"] = str(self.out / "logs" / job.name)
         params = inspect.signature(cls.__init__).parameters
         unknown = [k for k in ex if k not in params]
