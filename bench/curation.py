@@ -10,8 +10,9 @@
    1,000 characters with line breaks flattened, so line-based rules (C4's, FineWeb's line
    ratios) are judged on one long line, as the data's README warns.
 2. **Chinese main text** (``zh-extraction/pages``: saved pages, mostly GBK, with hand-extracted
-   main text): character 4-gram F1 of our reader (browser decoding) + trafilatura step +
-   line_cleaner against plain ``trafilatura.extract`` on the same bytes.
+   main text): character 4-gram F1 of our reader (browser decoding) + extraction step
+   (``html_extract``, web.yaml's, and ``trafilatura``) + line_cleaner against plain
+   ``trafilatura.extract`` on the same bytes.
 
 Chains: ``corpus`` is ``web.yaml``'s steps after extraction, ending with the bundled quality
 model ``hplt2`` at its card's per-language min_score (built by ``bench/hplt2_model.py`` from the
@@ -288,28 +289,26 @@ def f1(pred: str, gold: str) -> float:
 def chinese_extraction():
     import trafilatura
 
-    from corpus.extract import TrafilaturaExtractor
+    from corpus.extract import HtmlExtractor, TrafilaturaExtractor
     from corpus.filters.lines import LineCleaner
     from corpus.readers import FilesReader
 
     pages = SHARED / "zh-extraction" / "pages"
     gold = {p.stem: p.read_text(encoding="utf-8") for p in (pages / "cleaned").glob("*.txt")}
-    t = time.perf_counter()
-    docs = {d.id[:-5]: d.text for d in LineCleaner().run(TrafilaturaExtractor(timeout=30).run(
-        FilesReader([str(pages / "original" / "*.html")]).run()))}
-    ours_s = time.perf_counter() - t
+    rows = []
+    for name, extractor in (("html_extract", HtmlExtractor(timeout=30)), ("trafilatura", TrafilaturaExtractor(timeout=30))):
+        t = time.perf_counter()
+        docs = {d.id[:-5]: d.text for d in LineCleaner().run(extractor.run(FilesReader([str(pages / "original" / "*.html")]).run()))}
+        rows.append((f"corpus: files_reader + {name} + line_cleaner", docs, time.perf_counter() - t))
     t = time.perf_counter()
     plain = {p.stem: trafilatura.extract(p.read_bytes()) or "" for p in (pages / "original").glob("*.html")}
-    plain_s = time.perf_counter() - t
-    ours_f1 = [f1(docs.get(k, ""), g) for k, g in gold.items()]
-    plain_f1 = [f1(plain.get(k, ""), g) for k, g in gold.items()]
+    rows.append(("plain trafilatura.extract(bytes)", plain, time.perf_counter() - t))
     print(f"\nChinese main text, {len(gold)} pages (character 4-gram F1 against hand-extracted text)")
-    print(f"{'tool':<46}{'mean F1':>8}{'median':>8}{'pages':>7}{'seconds':>9}")
-    print(f"{'corpus: files_reader + trafilatura + line_cleaner':<46}{statistics.mean(ours_f1):>8.3f}"
-          f"{statistics.median(ours_f1):>8.3f}{len(docs):>7}{ours_s:>9.1f}")
-    print(f"{'plain trafilatura.extract(bytes)':<46}{statistics.mean(plain_f1):>8.3f}"
-          f"{statistics.median(plain_f1):>8.3f}{sum(bool(v) for v in plain.values()):>7}{plain_s:>9.1f}")
-
+    print(f"{'tool':<50}{'mean F1':>8}{'median':>8}{'pages':>7}{'seconds':>9}")
+    for name, docs, seconds in rows:
+        scores = [f1(docs.get(k, ""), g) for k, g in gold.items()]
+        print(f"{name:<50}{statistics.mean(scores):>8.3f}{statistics.median(scores):>8.3f}"
+              f"{sum(bool(v) for v in docs.values()):>7}{seconds:>9.1f}")
 
 if __name__ == "__main__":
     require_shared()

@@ -814,6 +814,74 @@ def meta(args, sizes, units, tools) -> dict:
             "dt_word_tokenizer": args.dt_word_tokenizer}
 
 
+# ===================================================================== cost model
+
+def cost(results: dict, per_gb: float, dump_pages: float, dump_html_kb: float, cores: int) -> str:
+    """The README's cost model, from measured runs only: ``chain`` (web.yaml's steps on WARC
+    input) and ``tokenizer`` (the tokenizer and shards stages), ours, at the largest size run.
+
+    - CPU: each step's seconds (summed over tasks) over the pages of the run, scaled to the pages
+      in ``per_gb`` GB of this corpus's ``.warc.gz``; what the steps do not account for (process
+      start, the runner, dedup's pairs and clusters stages, the report) is its own line.
+      Tokenizer and shards: CPU seconds per document of the tokenizer unit, times the documents
+      the chain keeps.
+    - Memory: peak USS of a worker (what each more worker adds) and the peak PSS of the whole tree
+      at the run's workers (models loaded once and shared count once); for W workers, about
+      tree + (W - workers) x USS.
+    - Disk: the run folder when the run ends (curated documents, dedup's files, logs), scaled.
+    - A Common Crawl dump: ``dump_pages`` pages of ``dump_html_kb`` KB of HTML on average (both
+      assumptions, not measured here); extraction scales with HTML bytes, every later step with
+      the pages that reach it (this corpus's pass rates, which web pages will not match)."""
+    runs = {(r["unit"], r["tool"], r["size"]): r for r in results["runs"] if ok(r)}
+    chains = sorted(n for (u, t, n) in runs if u == "chain" and t == "ours")
+    if not chains:
+        return "no successful ours chain run in these results"
+    n = chains[-1]
+    ch = runs[("chain", "ours", n)]
+    manifest = json.loads((DATA / "sizes" / str(n) / "manifest.json").read_text())
+    warc = sum(f["bytes"] for name, f in manifest["files"].items() if name.startswith("warc/"))
+    pages = ch["docs"]
+    scale = per_gb * 1e9 / warc  # runs of this size in per_gb GB of WARC
+    html_kb = manifest["html_bytes"] / pages / 1e3
+    out = [f"Cost model from bench/scale.py run {results['meta']['started']} (commit {str(results['meta']['commit'])[:10]}): "
+           f"web.yaml's chain on {pages:,} pages ({warc / 1e6:,.0f} MB of .warc.gz, {html_kb:.1f} KB of HTML a page), "
+           f"{results['meta']['workers']} workers. {per_gb:g} GB of such WARC = {pages * scale / 1e6:,.2f} M pages.\n",
+           f"| step | pages in (share) | CPU ms a page in | CPU-hours per {per_gb:g} GB WARC |", "|---|---|---|---|"]
+    steps_cpu = 0.0
+    rows = []
+    for name, st in ch["steps"].items():
+        docs_in = st.get("docs_in") or pages
+        steps_cpu += st["seconds"]
+        rows.append((name, docs_in, st["seconds"]))
+        out.append(f"| {name} | {docs_in / pages:.0%} | {st['seconds'] / docs_in * 1e3:.2f} | {st['seconds'] * scale / 3600:,.1f} |")
+    rest = ch["cpu_s"] - steps_cpu
+    out.append(f"| rest: process start, runner, dedup pairs and clusters, report | - | - | {rest * scale / 3600:,.1f} |")
+    tok = max((r for (u, t, _), r in runs.items() if u == "tokenizer" and t == "ours"), key=lambda r: r["size"], default=None)
+    tok_h = tok["cpu_s"] / tok["docs"] * ch["docs_out"] * scale / 3600 if tok else 0.0
+    if tok:
+        out.append(f"| tokenizer + shards stages ({ch['docs_out'] / pages:.0%} of pages kept; unit run at "
+                   f"{tok['size']:,} documents) | - | {tok['cpu_s'] / tok['docs'] * 1e3:.2f} a document | {tok_h:,.1f} |")
+    total_h = ch["cpu_s"] * scale / 3600 + tok_h
+    workers = results["meta"]["workers"]
+    uss, tree = ch.get("peak_uss_mb"), ch.get("peak_tree_pss_mb")
+    out.append(f"| **total** | | | **{total_h:,.1f}** |\n")
+    out.append(f"- Memory: {fmt(uss, 0)} MB per worker (peak USS) and {fmt(tree, 0)} MB for the whole run at {workers} workers "
+               f"(peak PSS of the tree; peak RSS of one process {ch['maxrss_mb']:,.0f} MB, shared pages counted in full); "
+               + (f"{cores} workers: about {tree + (cores - workers) * uss:,.0f} MB." if uss and tree else
+                  "(a run before PSS and USS were sampled)"))
+    out.append(f"- Disk: {ch['disk_mb'] * scale / 1e3:,.1f} GB of run folder per {per_gb:g} GB of WARC "
+               f"({ch['disk_mb'] / pages * 1e3:.1f} KB a page; the curated documents are {ch['docs_out'] / pages:.0%} of pages).")
+    extract = [(name, d, sec) for name, d, sec in rows if "extract" in name or "trafilatura" in name]
+    later = sum(sec / pages for name, d, sec in rows if (name, d, sec) not in extract) + rest / pages
+    ext_s_per_kb = sum(sec for _, _, sec in extract) / (manifest["html_bytes"] / 1e3)
+    dump_cpu = dump_pages * (ext_s_per_kb * dump_html_kb + later) + (tok_h * 3600 / (pages * scale)) * dump_pages
+    out.append(f"- A Common Crawl dump of {dump_pages / 1e9:g} billion pages of {dump_html_kb:g} KB of HTML (assumed): "
+               f"{dump_cpu / 3600:,.0f} CPU-hours ({ext_s_per_kb * dump_html_kb * dump_pages / 3600:,.0f} of them extraction), "
+               f"{dump_cpu / 3600 / cores:,.0f} hours on {cores} cores ({dump_cpu / 3600 / cores / 24:,.1f} days), "
+               f"{ch['disk_mb'] / pages * dump_pages / 1e6:,.1f} TB of run folder at this corpus's pass rates.")
+    return "\n".join(out)
+
+
 # ===================================================================== report
 
 def fmt(x, nd=1):
@@ -964,6 +1032,12 @@ def main():
     r.add_argument("--keep", action="store_true", help="keep the runs' output folders")
     rep = sub.add_parser("report", help="the markdown tables of a results file")
     rep.add_argument("results")
+    c = sub.add_parser("cost", help="the README's cost model (CPU-hours, memory, disk per WARC volume) from a results file")
+    c.add_argument("results")
+    c.add_argument("--per-gb", type=float, default=100, help="GB of .warc.gz the figures are given for")
+    c.add_argument("--dump-pages", type=float, default=2.5e9, help="pages of the Common Crawl dump (an assumption)")
+    c.add_argument("--dump-html-kb", type=float, default=60, help="mean KB of HTML of its pages (an assumption)")
+    c.add_argument("--cores", type=int, default=64)
     args = ap.parse_args()
     if args.cmd == "build":
         sizes = parse_sizes(args.sizes) if args.sizes else (QUICK_SIZES if args.quick else SIZES)
@@ -972,6 +1046,8 @@ def main():
                   f"{len(mf['sources'])} sources  data/scale/sizes/{n}")
     elif args.cmd == "run":
         run(args)
+    elif args.cmd == "cost":
+        print(cost(json.loads(Path(args.results).read_text()), args.per_gb, args.dump_pages, args.dump_html_kb, args.cores))
     else:
         print(markdown(json.loads(Path(args.results).read_text())))
 

@@ -40,14 +40,14 @@ save_raw: false        # true: documents as extracted, in raw/ (corpus ablate co
 
 steps:
   - warc_reader: {paths: ["data/*.warc.gz"]}      # or crawl/*.warc.gz; jsonl_reader, parquet_reader, files_reader, ...
-  - trafilatura: {timeout: 5}                      # main text of each HTML page
+  - html_extract: {timeout: 5}                     # main text of each HTML page (trafilatura: the slow, thorough one)
   - line_cleaner: {}                               # navigation, login/app/VIP, copyright lines; site templates
   - language_id: {}                                # metadata.language, metadata.language_score
   - language_filter: {languages: [en, zh], min_score: 0.65}
   - adult_spam_filter: {}                          # adult URLs and warnings, bad words, SEO keyword lists
   - gopher_quality: {}
   - fineweb_quality: {}
-  - quality_score: {min_score: 0.3}                # metadata.quality_score
+  - quality_classifier: {model: hplt2, min_score: card}   # metadata.quality_score (bundled model: en, zh, ru)
   - minhash_dedup: {threshold: 0.8}                # exact and near duplicates
   - jsonl_writer: {path: docs}                     # curated documents: runs/my-corpus/docs/
 

@@ -8,7 +8,7 @@ The shape (see ``corpus init`` for a commented example)::
     executor: {type: local, tasks: 4, workers: 2}
     steps:
       - warc_reader: {paths: ["data/*.warc.gz"]}
-      - trafilatura: {}
+      - html_extract: {}
     tokenizer: {vocab_size: 32000}   # optional stages after the steps (corpus.stages)
     shards: {val_fraction: 0.01}
     train: {max_steps: 2000}
