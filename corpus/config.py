@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import copy
 import difflib
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -164,6 +165,12 @@ def config_from_dict(raw: Any, source: str = "<config>", overrides: list[str] = 
     output_dir = raw.get("output_dir") or f"runs/{name}"
     if not isinstance(output_dir, str):
         raise ConfigError(f"{source}: 'output_dir' must be a string")
+    scheme = re.match(r"^([A-Za-z][A-Za-z0-9+.-]*)://", output_dir)
+    if scheme and scheme.group(1).lower() == "file":
+        output_dir = output_dir[len("file://"):]
+    elif scheme:  # a local Path would collapse 's3://b/run' into a folder named 's3:/b/run'
+        raise ConfigError(f"{source}: output_dir {output_dir!r}: the run folder must be on a local or shared file "
+                          f"system for now ({scheme.group(1)}:// is not supported); inputs may be fsspec URLs")
     for parent in [Path(output_dir), *Path(output_dir).parents]:
         if parent.exists():
             if not parent.is_dir():

@@ -124,3 +124,18 @@ def test_name_and_stages_from_the_file(tmp_path):
     assert cfg.name == "mine" and list(cfg.stages) == ["tokenizer", "shards"]
     with pytest.raises(ConfigError, match="'shards' needs a 'tokenizer' section"):
         load_config(write(tmp_path, f"steps:\n  - files_reader: {{paths: ['{make_input(tmp_path)}']}}\nshards: {{}}\n"))
+
+
+@pytest.mark.parametrize("url", ["s3://bucket/run", "gs://bucket/run", "memory://run"])
+def test_output_dir_url_is_an_error_not_a_local_folder(tmp_path, url, monkeypatch):
+    """A run folder on object storage is refused at load: never a local folder named 's3:/bucket/run'."""
+    monkeypatch.chdir(tmp_path)
+    p = write(tmp_path, f"output_dir: {url}\nsteps:\n  - files_reader: {{paths: ['{make_input(tmp_path)}']}}\n")
+    with pytest.raises(ConfigError, match=f"output_dir '{url}'.*not supported"):
+        load_config(p)
+    assert not (tmp_path / (url.split(":")[0] + ":")).exists()
+
+
+def test_output_dir_file_url_is_the_local_folder(tmp_path):
+    p = write(tmp_path, f"output_dir: file://{tmp_path}/run\nsteps:\n  - files_reader: {{paths: ['{make_input(tmp_path)}']}}\n")
+    assert load_config(p).output_dir == tmp_path / "run"
