@@ -30,6 +30,7 @@ import yaml
 from loguru import logger
 
 from corpus.core.io import sha256_file, write_json
+from corpus.core.rundir import RunDir
 
 ARMS = ("raw", "curated")
 
@@ -79,7 +80,8 @@ def train_config(run: Path, tokens: int, overrides: dict | None):
     sees ``tokens`` training tokens, one evaluation at the end and no sample."""
     from corpus.trainer.config import TrainConfig
 
-    pipeline = yaml.safe_load((run / "pipeline.yaml").read_text()) if (run / "pipeline.yaml").exists() else {}
+    pipeline_file = RunDir(run).pipeline_file
+    pipeline = yaml.safe_load(pipeline_file.read_text()) if pipeline_file.exists() else {}
     settings = dict((pipeline or {}).get("train") or {})
     settings.update(overrides or {})
     cfg = TrainConfig(**settings)
@@ -106,23 +108,20 @@ def ablate(run_dir: str | Path, eval_path: str, tokens: int, seeds: int = 3, ove
     from corpus.trainer.evaluate import evaluate_text
     from corpus.trainer.train import train
 
-    run = Path(run_dir)
+    rd = RunDir(run_dir)
+    run = rd.root
     if tokens < 1 or seeds < 1:
         raise ValueError("--tokens and --seeds must be at least 1")
-    tokenizer = run / "tokenizer" / "tokenizer.model"
+    tokenizer = rd.tokenizer_model
     if not tokenizer.exists():
         raise FileNotFoundError(f"{run}: no tokenizer/tokenizer.model; the run needs a tokenizer: section")
-    sources = {"raw": run / "raw", "curated": run / "docs"}
+    sources = {"raw": rd.raw, "curated": rd.curated_docs()}
     if not any(sources["raw"].glob("*.jsonl*")):
         raise FileNotFoundError(f"{run}: no raw/ documents; run the pipeline with save_raw: true "
                                 f"(corpus run PIPELINE --set save_raw=true) to keep them")
-    summary = json.loads((run / "summary.json").read_text()) if (run / "summary.json").exists() else {}
-    docs_input = summary.get("stages", {}).get("tokenizer", {}).get("input")
-    if docs_input:
-        sources["curated"] = Path(docs_input[0])
     text, exclude = eval_text(eval_path, eval_key)
     cfg = train_config(run, tokens, overrides)
-    out = run / "ablation"
+    out = rd.ablation
     arms = {}
     for arm in ARMS:
         docs_dir = out / arm / "docs"

@@ -33,6 +33,7 @@ from corpus.config import ConfigError, PipelineConfig, RunError
 from corpus.core import funnel
 from corpus.core.io import remove_stale_temporaries, write_json
 from corpus.core.registry import RunContext
+from corpus.core.rundir import RunDir
 from corpus.readers import DeferredJsonlReader, InputError
 from corpus.writers import JsonlWriter
 
@@ -71,12 +72,12 @@ def instantiate_steps(cfg: PipelineConfig) -> list[PipelineStep]:
         params = dict(sc.params)
         if "crawl" in cfg.stages and isinstance(params.get("paths"), list):
             # the crawl stage writes into the run folder: crawl/... means the run's crawl/ folder
-            params["paths"] = [str(cfg.output_dir / p) if isinstance(p, str) and p.startswith("crawl/") else p
+            params["paths"] = [str(RunDir(cfg.output_dir).root / p) if isinstance(p, str) and p.startswith("crawl/") else p
                                for p in params["paths"]]
         out_param = getattr(cls, "output_param", None)
         if out_param:
             value = params.get(out_param, "docs")
-            params[out_param] = value if "://" in value or os.path.isabs(value) else str(cfg.output_dir / value)
+            params[out_param] = value if "://" in value or os.path.isabs(value) else str(RunDir(cfg.output_dir).root / value)
         try:
             step = cls(**params)
         except (InputError, ValueError, TypeError, FileNotFoundError, ImportError) as e:
@@ -89,6 +90,7 @@ class Runner:
     def __init__(self, cfg: PipelineConfig):
         self.cfg = cfg
         self.out = cfg.output_dir
+        self.dir = RunDir(cfg.output_dir)  # the run folder's parts
         self.stages = [catalog.stages()[name] for name in cfg.stages]
         # a stage before the steps (the crawl) makes their input: build them after it has run
         self.steps = [] if any(st.before_steps for st in self.stages) else self.build_steps()
@@ -100,13 +102,13 @@ class Runner:
             step.yaml_index = index  # the runner's own steps (writers it adds) get None
         if any(st.reads_documents for st in self.stages) and not any(getattr(s, "output_param", None) for s in steps):
             # a stage reads the curated documents: keep them
-            steps.append(JsonlWriter(str(self.out / "docs")))
+            steps.append(JsonlWriter(str(self.dir.docs)))
             steps[-1].yaml_index = None
         if self.cfg.save_raw:  # documents as read and extracted, before any filter: what `corpus ablate` trains on as raw
             head = 0
             while head < len(steps) and (getattr(steps[head], "is_reader", False) or getattr(steps[head], "makes_text", False)):
                 head += 1
-            steps.insert(head, JsonlWriter(str(self.out / "raw")))
+            steps.insert(head, JsonlWriter(str(self.dir.raw)))
             steps[head].yaml_index = None
         return steps
 
@@ -154,7 +156,7 @@ class Runner:
                 # leave its memory in the runner's process for the rest of the run; a pool of two
                 # runs it in a worker process that exits with it
                 ex["workers"] = max(2, ex["workers"])
-        ex["logging_dir"] = str(self.out / "logs" / job.name)
+        ex["logging_dir"] = str(self.dir.job_logs(job.name))
         params = inspect.signature(cls.__init__).parameters
         unknown = [k for k in ex if k not in params]
         if unknown:
@@ -175,7 +177,7 @@ class Runner:
         for index, step in enumerate(self.steps):
             owner = getattr(step, "yaml_index", index)
             if getattr(step, "barrier", False):
-                folder = self.out / ("dedup" if segment == 0 else f"dedup-{segment + 1}")
+                folder = self.dir.dedup(segment)
                 first, middle, last = step.stages(str(folder))
                 if steps and all(getattr(s, "is_reader", False) for s in steps):
                     # only readers before the barrier: the job after it reads the input again, in
@@ -183,7 +185,7 @@ class Runner:
                     plan.append(Job(f"{segment:02d}-steps", steps + [first], owners + [owner]))
                     after = [copy.deepcopy(s) for s in steps] + [step.renumber()]
                 else:
-                    work = self.out / "work" / f"{segment:02d}"
+                    work = self.dir.work(segment)
                     plan.append(Job(f"{segment:02d}-steps", steps + [first, JsonlWriter(str(work), compression="zstd")],
                                     owners + [owner, None]))
                     after = [DeferredJsonlReader([str(work / "*.jsonl.zst")])]
@@ -197,14 +199,14 @@ class Runner:
         plan.append(Job(f"{segment:02d}-steps", steps, owners))
         for job in plan:  # a counter after each job's reader feeds the progress display
             if not job.side:
-                job.steps.insert(1, console.ProgressCounter(str(self.out / "logs" / job.name / "progress")))
+                job.steps.insert(1, console.ProgressCounter(str(self.dir.job_logs(job.name) / "progress")))
                 job.owners.insert(1, None)
         if self.cfg.save_removed:
             for job in plan:
                 for step, owner in zip(job.steps, job.owners):
                     if isinstance(step, BaseFilter) and owner is not None:
                         name = self.cfg.steps[owner].name
-                        step.exclusion_writer = JsonlWriter(str(self.out / "removed" / f"{owner + 1:02d}-{name}"))
+                        step.exclusion_writer = JsonlWriter(str(self.dir.removed_by(owner, name)))
         return plan
 
     def run_steps(self) -> tuple[list[StepSummary], float]:
@@ -217,7 +219,7 @@ class Runner:
             for job in jobs:
                 executor = self._executor_class()(pipeline=job.steps, depends=executor, **self._executor_options(job))
             executor.run()
-            logger.success(f"corpus: submitted {len(jobs)} Slurm jobs; logs and stats under {self.out / 'logs'}")
+            logger.success(f"corpus: submitted {len(jobs)} Slurm jobs; logs and stats under {self.dir.logs}")
             return self._summaries(parts), time.time() - start
         self._share_models(jobs)
         if self.cfg.executor["type"] == "ray":
@@ -229,7 +231,7 @@ class Runner:
         for job in jobs:
             logger.debug(f"corpus: job {job.name}: {' → '.join(type(s).__name__ for s in job.steps)}")
             executor = self._make_executor(job)
-            logs = self.out / "logs" / job.name
+            logs = self.dir.job_logs(job.name)
             try:
                 with console.JobProgress(job.name, executor.world_size, logs, None if job.side else logs / "progress"), \
                         console.job_output(logs / "console.log"):
@@ -239,8 +241,8 @@ class Runner:
                                f"{logs / 'logs'} (and {logs / 'console.log'}); fix the cause and run the same command "
                                "again: finished tasks are kept") from e
             self._account(job, self._job_stats(job), parts)
-        if (self.out / "work").is_dir():  # every job is done: the copies between them are not needed again
-            shutil.rmtree(self.out / "work")
+        if self.dir.work().is_dir():  # every job is done: the copies between them are not needed again
+            shutil.rmtree(self.dir.work())
         return self._summaries(parts), time.time() - start
 
     def run_job(self, name: str, steps: list[PipelineStep], tasks: int, logs: Path) -> None:
@@ -272,7 +274,7 @@ class Runner:
         directly: datatrove's Stats.from_dict leaves counters as raw dicts). A task that saw no
         document has a step without stats: it adds nothing."""
         merged: list[tuple[float, dict[str, int]]] = [(0.0, {}) for _ in job.steps]
-        for path in sorted(glob.glob(str(self.out / "logs" / job.name / "stats" / "*.json"))):
+        for path in sorted(glob.glob(str(self.dir.job_logs(job.name) / "stats" / "*.json"))):
             with open(path) as f:
                 entries = json.load(f)
             for i, entry in enumerate(entries[: len(merged)]):
@@ -309,8 +311,8 @@ class Runner:
     def run(self) -> dict:
         self.out.mkdir(parents=True, exist_ok=True)
         resolved = yaml.safe_dump(self.cfg.raw, sort_keys=False, allow_unicode=True)
-        previous = self.out / "pipeline.yaml"
-        if previous.exists() and previous.read_text() != resolved and (self.out / "logs").exists():
+        previous = self.dir.pipeline_file
+        if previous.exists() and previous.read_text() != resolved and self.dir.logs.exists():
             logger.warning(f"corpus: {self.out} holds a run of a different configuration; its finished tasks are "
                            "reused (datatrove's completion markers). Use a new output_dir to start over.")
         previous.write_text(resolved)
@@ -333,9 +335,10 @@ class Runner:
             "steps": [asdict(s) for s in summaries],
             "steps_wall_seconds": round(steps_seconds, 2),
             "stages": results,
+            "docs": os.path.abspath(self._docs_dir()),  # the curated documents (RunDir.curated_docs)
         }
         print_funnel(summary)
-        write_json(self.out / "summary.json", summary)
+        write_json(self.dir.summary_file, summary)
         if summaries and summaries[-1].documents_out == 0:
             readers = [st.name for st in self.stages if st.reads_documents]
             if readers:
@@ -344,13 +347,13 @@ class Runner:
             logger.warning("corpus: every document was dropped; see the funnel above")
         self.run_stages(before_steps=False, results=results)
         summary["wall_seconds"] = round(time.time() - t0, 2)
-        write_json(self.out / "summary.json", summary)
+        write_json(self.dir.summary_file, summary)
         try:
             logger.info(f"corpus: report {report.write_report(self.out)}")
         except Exception as e:  # the run's data is complete; a report can be written again with `corpus report`
             logger.error(f"corpus: the report could not be written ({type(e).__name__}: {e}); "
                          f"the run's output is complete. Try `corpus report {self.out}`")
-        logger.success(f"corpus: run {self.cfg.name} finished in {summary['wall_seconds']:.1f}s; summary: {self.out / 'summary.json'}")
+        logger.success(f"corpus: run {self.cfg.name} finished in {summary['wall_seconds']:.1f}s; summary: {self.dir.summary_file}")
         return summary
 
     def run_stages(self, before_steps: bool, results: dict[str, dict]) -> None:
@@ -368,7 +371,7 @@ class Runner:
         if writers:
             return Path(writers[-1].path)
         others = [s for s in self.steps if getattr(s, "output_param", None)]
-        return Path(others[-1].path) if others else self.out / "docs"
+        return Path(others[-1].path) if others else self.dir.docs
 
 
 def print_funnel(summary: dict) -> None:

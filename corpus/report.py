@@ -20,6 +20,7 @@ from collections import Counter, defaultdict
 from pathlib import Path
 
 from corpus.core.io import atomic_path
+from corpus.core.rundir import RunDir
 
 SAMPLE = 20_000  # documents read from each of docs/ and removed/ (a sample: see _read_documents)
 SHOWN_METADATA = ("language", "quality_score", "filter_reason", "url")
@@ -166,7 +167,7 @@ def dedup_section(run: Path, removed: list[dict]) -> str:
     whatever the number of clusters."""
     import heapq
 
-    path = run / "dedup" / "clusters.jsonl"
+    path = RunDir(run).clusters_file
     if not path.exists():
         return ""
     sizes: Counter = Counter()
@@ -203,7 +204,7 @@ def dedup_section(run: Path, removed: list[dict]) -> str:
 
 
 def shards_section(run: Path) -> str:
-    folder = run / "shards"
+    folder = RunDir(run).shards
     if not (folder / "manifest.json").exists():
         return ""
     import pyarrow.compute as pc
@@ -230,7 +231,7 @@ def shards_section(run: Path) -> str:
 
 
 def training_section(run: Path) -> str:
-    path = run / "train" / "metrics.csv"
+    path = RunDir(run).train / "metrics.csv"
     if not path.exists():
         return ""
     with open(path, newline="") as f:
@@ -251,7 +252,7 @@ def training_section(run: Path) -> str:
 
 
 def ablation_section(run: Path) -> str:
-    path = run / "ablation" / "ablation.json"
+    path = RunDir(run).ablation / "ablation.json"
     if not path.exists():
         return ""
     ab = json.loads(path.read_text())
@@ -305,16 +306,13 @@ th{background:#f4f4f4} svg{max-width:100%;height:auto;display:block;margin:.5em 
 
 def write_report(run_dir: str | Path) -> Path:
     """Write ``RUN_DIR/report.html`` and return its path."""
-    run = Path(run_dir)
-    summary_path = run / "summary.json"
-    if not summary_path.exists():
+    rd = RunDir(run_dir)
+    run = rd.root
+    if not rd.summary_file.exists():
         raise FileNotFoundError(f"{run}: no summary.json; not a run folder (or the run has not finished its steps)")
-    summary = json.loads(summary_path.read_text())
-    docs_dir = Path(summary.get("stages", {}).get("tokenizer", {}).get("input", [str(run / "docs")])[0])
-    docs = _read_documents(docs_dir if docs_dir.is_absolute() else run / docs_dir)
-    if not docs:
-        docs = _read_documents(run / "docs")
-    removed = _read_documents(run / "removed")
+    summary = rd.summary()
+    docs = _read_documents(rd.curated_docs()) or _read_documents(rd.docs)
+    removed = _read_documents(rd.removed)
     first = summary["steps"][0] if summary.get("steps") else None
     last = summary["steps"][-1] if summary.get("steps") else None
     intro = (f"<p>{first['documents_out'] if first else 0} documents read, {last['documents_out'] if last else 0} "
@@ -327,7 +325,7 @@ def write_report(run_dir: str | Path) -> Path:
             f"{html.escape(str(summary.get('name', run.name)))}</title><style>{STYLE}</style></head><body>"
             f"<h1>corpus report: {html.escape(str(summary.get('name', run.name)))}</h1>{intro}"
             + "".join(s for s in sections if s) + "</body></html>")
-    path = run / "report.html"
+    path = rd.report_file
     with atomic_path(path) as tmp:
         Path(tmp).write_text(page, encoding="utf-8")
     return path

@@ -10,6 +10,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from corpus.core.io import write_json
+from corpus.core.rundir import RunDir
 from corpus.crawler.config import CrawlConfig
 from corpus.crawler.frontier import local_redis, stop_local_redis
 
@@ -20,7 +21,7 @@ class CrawlError(RuntimeError):
 
 def write_spec(output_dir: Path, run: str, cfg: CrawlConfig) -> Path:
     """crawl/spec.json: what every worker process reads (settings, frontier URL, output folder)."""
-    folder = output_dir / "crawl"
+    folder = RunDir(output_dir).crawl
     cfg.all_seeds()  # no seeds: stop now
     redis_url = local_redis(folder / "frontier") if cfg.frontier == "local" else cfg.frontier
     spec = folder / "spec.json"

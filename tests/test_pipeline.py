@@ -108,3 +108,23 @@ def test_steps_and_init(tmp_path):
 
     cfg = load_config(tmp_path / "pipeline.yaml")  # the starter file is valid
     assert [s.name for s in cfg.steps][0] == "warc_reader" and cfg.stages.get("train") is not None
+
+
+def test_run_folder_names_its_curated_documents(tmp_path):
+    """A run whose writer is not docs/: summary.json names the folder, RunDir finds it, the report
+    shows its documents (not an empty docs/)."""
+    from corpus.core.rundir import RunDir
+
+    (tmp_path / "in").mkdir()
+    for i in range(3):
+        (tmp_path / "in" / f"{i}.txt").write_text(f"Document number {i} talks about rivers and their long histories. " * 5)
+    out = tmp_path / "run"
+    (tmp_path / "p.yaml").write_text(f"output_dir: {out}\nexecutor: {{type: local, tasks: 1, workers: 1}}\nsteps:\n"
+                                     f"  - files_reader: {{paths: ['{tmp_path}/in/*.txt']}}\n"
+                                     "  - jsonl_writer: {path: curated}\n")
+    r = corpus("run", str(tmp_path / "p.yaml"))
+    assert r.returncode == 0, r.stderr[-3000:]
+    rd = RunDir(out)
+    assert rd.curated_docs() == out / "curated" and not rd.docs.exists()
+    assert json.loads(rd.summary_file.read_text())["docs"] == str(out / "curated")
+    assert "Document number 2" in rd.report_file.read_text()

@@ -21,6 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Literal, Union
 
+from corpus.core.rundir import RunDir
+
 STEPS: dict[str, type] = {}
 STAGES: dict[str, "Stage"] = {}
 
@@ -48,6 +50,11 @@ class RunContext:
     results: dict[str, dict] = field(default_factory=dict)
     # runs a stage's own steps as tasks of the run's executor: executor(name, steps, tasks, logs)
     executor: Callable | None = None
+
+    @property
+    def run(self) -> RunDir:
+        """The run folder's parts."""
+        return RunDir(self.output_dir)
 
 
 @dataclass(frozen=True)

@@ -10,5 +10,5 @@ from corpus.tokenizer.encode import ShardsConfig, write_shards
 @register_stage("shards", ShardsConfig, order=20, needs=("tokenizer",), reads_documents=True)
 def run(ctx: RunContext, cfg: ShardsConfig) -> dict:
     """Arrow token shards (train and val by document-id hash) with a checksummed manifest."""
-    return write_shards(ctx.docs, ctx.output_dir / "tokenizer" / "tokenizer.model", ctx.output_dir / "shards", cfg,
+    return write_shards(ctx.docs, ctx.run.tokenizer_model, ctx.run.shards, cfg,
                         pipeline=ctx.pipeline, executor=ctx.executor)

@@ -10,4 +10,4 @@ from corpus.tokenizer.train import TokenizerConfig, train_tokenizer
 @register_stage("tokenizer", TokenizerConfig, order=10, reads_documents=True)
 def run(ctx: RunContext, cfg: TokenizerConfig) -> dict:
     """A sentencepiece BPE tokenizer (byte fallback, lossless) trained on the curated documents."""
-    return train_tokenizer(ctx.docs, ctx.output_dir / "tokenizer", cfg)
+    return train_tokenizer(ctx.docs, ctx.run.tokenizer, cfg)

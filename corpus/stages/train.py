@@ -12,4 +12,4 @@ def run(ctx: RunContext, cfg: TrainConfig) -> dict:
     """A GPT trained on the shards: validation loss and bits per byte, checkpoints, a sample."""
     from corpus.trainer.train import train  # PyTorch loads only when a run trains
 
-    return train(ctx.output_dir / "shards", ctx.output_dir / "train", cfg)
+    return train(ctx.run.shards, ctx.run.train, cfg)
