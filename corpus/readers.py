@@ -55,8 +55,13 @@ def expand_paths(patterns: list[str]) -> list[tuple[str, str, str]]:
         raise InputError("'paths' is empty: give at least one file or glob")
     out, seen = [], set()
     for pattern in patterns:
-        fs, _, matches = fsspec.get_fs_token_paths(pattern)
-        files = sorted(m for m in matches if fs.isfile(m))
+        try:
+            fs, _, matches = fsspec.get_fs_token_paths(pattern)
+            files = sorted(m for m in matches if fs.isfile(m))
+        except (ValueError, ImportError):  # an unknown protocol, its package missing: said as they are
+            raise
+        except Exception as e:  # the storage did not answer: network, credentials, permissions
+            raise InputError(f"input {pattern!r} cannot be listed: {type(e).__name__}: {e}") from None
         if not files:
             raise InputError(f"input {pattern!r} matches no file")
         root = _glob_root(fs._strip_protocol(pattern))

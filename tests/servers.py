@@ -100,3 +100,51 @@ def serve(handler_cls, directory: str | None = None, **attrs):
     server.daemon_threads = True
     threading.Thread(target=server.serve_forever, daemon=True).start()
     return server, f"http://127.0.0.1:{server.server_address[1]}", cls.log
+
+
+class S3Server:
+    """moto's S3 server (``moto_server``, pip ``moto[server]``) in its own process on a free
+    loopback port, with s3fs as the client. Started within ``timeout`` seconds or an error;
+    stopped by ``stop()`` (the fixtures' teardown)."""
+
+    def __init__(self, timeout: float = 30.0):
+        import shutil
+        import subprocess
+        import sys
+        import urllib.request
+        from pathlib import Path
+
+        exe = shutil.which("moto_server") or str(Path(sys.executable).parent / "moto_server")
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            self.port = s.getsockname()[1]
+        self.endpoint = f"http://127.0.0.1:{self.port}"
+        self.proc = subprocess.Popen([exe, "-H", "127.0.0.1", "-p", str(self.port)],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.time() + timeout
+        while True:
+            try:
+                urllib.request.urlopen(self.endpoint, timeout=1).read()
+                break
+            except OSError:
+                if self.proc.poll() is not None or time.time() > deadline:
+                    self.stop()
+                    raise RuntimeError(f"moto_server did not start on {self.endpoint}")
+                time.sleep(0.2)
+
+    def env(self, secret: str) -> dict[str, str]:
+        """What a process needs to reach the server: the usual AWS variables."""
+        return {"AWS_ACCESS_KEY_ID": "corpus-test", "AWS_SECRET_ACCESS_KEY": secret, "AWS_ENDPOINT_URL": self.endpoint,
+                "AWS_DEFAULT_REGION": "us-east-1"}
+
+    def fs(self, secret: str):
+        import s3fs
+
+        return s3fs.S3FileSystem(key="corpus-test", secret=secret, endpoint_url=self.endpoint, use_listings_cache=False)
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(10)
+        except Exception:
+            self.proc.kill()

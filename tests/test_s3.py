@@ -1,0 +1,101 @@
+"""Inputs on object storage: a real S3 API (moto's server on 127.0.0.1, ``pip install
+'moto[server]' s3fs``, both in the test extra), reached through fsspec with the usual AWS
+environment variables. A run that reads s3:// keeps exactly what the same run on local copies
+keeps, large files split between tasks by byte ranges included; the secret key reaches no file
+of the run; a URL that matches nothing or a server that does not answer is one clear error
+before any work."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import shutil
+import subprocess
+
+import pytest
+
+from tests.conftest import CORPUS, ROOT, shared_path
+from tests.servers import S3Server
+
+SECRET = "corpus-test-secret-7f3a9c"  # a value to look for in the run folder: it must appear nowhere
+
+
+@pytest.fixture(scope="module")
+def s3():
+    pytest.importorskip("s3fs", reason="pip install s3fs 'moto[server]' (the test extra)")
+    pytest.importorskip("moto", reason="pip install s3fs 'moto[server]' (the test extra)")
+    server = S3Server()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def inputs(tmp_path_factory, s3):
+    """The same inputs on local disk and in s3://inputs/: JSONL parts cut from real text, and
+    the dolma WARC files."""
+    text = shared_path("tinyshakespeare", "input.txt").read_text(encoding="utf-8")
+    local = tmp_path_factory.mktemp("inputs")
+    speeches = [s.strip() for s in text.split("\n\n") if len(s.strip()) > 200]
+    for part in range(2):
+        with gzip.open(local / f"part-{part}.jsonl.gz", "wt", encoding="utf-8") as f:
+            for i, speech in enumerate(speeches[part::2][:300]):
+                f.write(json.dumps({"id": f"p{part}-{i}", "text": speech}) + "\n")
+    for warc in shared_path("warc", "dolma").glob("*.warc.gz"):
+        shutil.copy(warc, local / warc.name)
+    fs = s3.fs(SECRET)
+    fs.mkdir("inputs")
+    for path in sorted(local.iterdir()):
+        fs.put(str(path), f"inputs/{path.name}")
+    return local
+
+
+def run(tmp_path, name: str, steps: str, env: dict, tasks: int = 3) -> subprocess.CompletedProcess:
+    out = tmp_path / name
+    (tmp_path / f"{name}.yaml").write_text(f"name: {name}\noutput_dir: {out}\nexecutor: {{type: local, tasks: {tasks}, "
+                                           f"workers: 2}}\nsteps:\n{steps}")
+    return subprocess.run([*CORPUS, "run", str(tmp_path / f"{name}.yaml")], cwd=ROOT, capture_output=True, text=True,
+                          timeout=600, env={**os.environ, **env})
+
+
+def documents(folder) -> list[tuple[str, str]]:
+    docs = []
+    for path in sorted(folder.glob("*.jsonl.gz")):
+        with gzip.open(path, "rt", encoding="utf-8") as f:
+            docs += [(d["id"], d["text"]) for d in map(json.loads, f)]
+    return sorted(docs)
+
+
+@pytest.mark.parametrize("kind", ["jsonl", "warc"])
+def test_a_run_on_s3_inputs_keeps_what_the_local_run_keeps(tmp_path, s3, inputs, kind):
+    steps = {"jsonl": "  - jsonl_reader: {{paths: ['{root}/*.jsonl.gz'], split_bytes: 20000}}\n"
+                      "  - gopher_quality: {{}}\n  - minhash_dedup: {{}}\n  - jsonl_writer: {{path: docs}}\n",
+             "warc": "  - warc_reader: {{paths: ['{root}/*.warc.gz']}}\n  - html_extract: {{}}\n"
+                     "  - jsonl_writer: {{path: docs}}\n"}[kind]
+    env = s3.env(SECRET)
+    local = run(tmp_path, "local", steps.format(root=inputs), env)
+    remote = run(tmp_path, "remote", steps.format(root="s3://inputs"), env)
+    assert local.returncode == 0, local.stderr[-3000:]
+    assert remote.returncode == 0, remote.stderr[-3000:]
+    kept = documents(tmp_path / "local" / "docs")
+    assert len(kept) > 20 and documents(tmp_path / "remote" / "docs") == kept
+    summary = {s["step"]: s for s in json.loads((tmp_path / "remote" / "summary.json").read_text())["steps"]}
+    assert summary[f"{kind}_reader"]["files"] == len(list(inputs.glob(f"*.{kind}.gz")))
+    for path in (tmp_path / "remote").rglob("*"):  # logs, summary, report, documents
+        if path.is_file():
+            assert SECRET.encode() not in path.read_bytes(), path
+    assert SECRET not in remote.stdout + remote.stderr
+
+
+def test_an_s3_url_that_matches_nothing_is_one_clear_error(tmp_path, s3, inputs):
+    r = run(tmp_path, "missing", "  - jsonl_reader: {paths: ['s3://inputs/nothing-*.jsonl']}\n", s3.env(SECRET))
+    assert r.returncode != 0 and "matches no file" in r.stderr and "Traceback" not in r.stderr
+    assert not (tmp_path / "missing" / "logs").exists()
+
+
+def test_an_unreachable_server_is_one_clear_error(tmp_path, s3):
+    env = {**s3.env(SECRET), "AWS_ENDPOINT_URL": "http://127.0.0.1:9", "AWS_MAX_ATTEMPTS": "1"}  # port 9: nobody
+    r = run(tmp_path, "unreachable", "  - jsonl_reader: {paths: ['s3://inputs/*.jsonl.gz']}\n", env)
+    assert r.returncode != 0 and "Traceback" not in r.stderr, r.stderr[-3000:]
+    assert "s3://inputs/*.jsonl.gz" in r.stderr and SECRET not in r.stderr
+    assert not (tmp_path / "unreachable" / "logs").exists()
