@@ -69,8 +69,9 @@ datatrove's through ``python -m bench.scale_datatrove`` on a JSON spec. Measured
 - peak PSS per process and of the tree, sampled the same way: the proportional set size divides
   each shared page among the processes sharing it (a model loaded once before fork and shared
   copy-on-write counts once over the tree); the report names the process whose PSS peaked; and
-  the peak USS of any process (unique set size: the pages only that process holds, what one more
-  worker adds);
+  the peak USS and PSS of a worker (a process forked from one of the same command line: the
+  pool's workers, not the forkserver that holds the shared models nor the runner; USS, the unique
+  set size, is the pages only that worker holds: what one more worker adds);
 - disk: the output folder's size on disk (``du``), when the run ends;
 - seconds per step: ours from summary.json (summed over tasks), datatrove's from its stats.json.
 
@@ -488,6 +489,16 @@ def measure_child(out_json: str, cmd: list[str]) -> None:
                                           "user_s": ru.ru_utime, "sys_s": ru.ru_stime, "maxrss_mb": ru.ru_maxrss / 1024}))
 
 
+def is_forked_worker(p) -> bool:
+    """A pool worker: forked (not exec'd) from a process of the same command line, as the workers
+    of a forkserver or of a forking pool are; the forkserver, the runner and the wrapper are not."""
+    try:
+        parent = p.parent()
+        return parent is not None and parent.cmdline() == p.cmdline()
+    except Exception:  # gone, or not ours
+        return False
+
+
 def process_label(p) -> str:
     """A short name for a process of the tree: its command line's module or script, or its name."""
     try:
@@ -514,8 +525,9 @@ def measure(cmd: list[str], folder: Path, env: dict, interval: float, timeout: f
     proc = subprocess.Popen([sys.executable, str(Path(__file__).resolve()), "_measure", str(out_json), "--", *cmd],
                             stdout=logf, stderr=subprocess.STDOUT, cwd=ROOT, env=env, start_new_session=True)
     wrapper = psutil.Process(proc.pid)
-    peak_tree = peak_proc = peak_tree_pss = peak_proc_pss = peak_uss = 0
+    peak_tree = peak_proc = peak_tree_pss = peak_proc_pss = peak_uss = worker_pss = worker_uss = 0
     peak_who = ""
+    forked: dict[int, bool] = {}  # pid -> a worker: forked from a process of the same command line
     most, samples, timed_out = 0, 0, False
     while proc.poll() is None:
         try:
@@ -532,6 +544,10 @@ def measure(cmd: list[str], folder: Path, env: dict, interval: float, timeout: f
             peak_proc, peak_uss = max(peak_proc, mem.rss), max(peak_uss, mem.uss)
             if mem.pss > peak_proc_pss:
                 peak_proc_pss, peak_who = mem.pss, process_label(k)
+            if k.pid not in forked:
+                forked[k.pid] = is_forked_worker(k)
+            if forked[k.pid]:
+                worker_pss, worker_uss = max(worker_pss, mem.pss), max(worker_uss, mem.uss)
         peak_tree, most, samples = max(peak_tree, total), max(most, len(kids)), samples + 1
         peak_tree_pss = max(peak_tree_pss, total_pss)
         if time.perf_counter() - t > timeout:
@@ -547,7 +563,8 @@ def measure(cmd: list[str], folder: Path, env: dict, interval: float, timeout: f
     logf.close()
     res = json.loads(out_json.read_text()) if out_json.exists() else {"rc": proc.returncode}
     res.update({"timed_out": timed_out, "peak_tree_mb": peak_tree / 2**20, "peak_proc_sampled_mb": peak_proc / 2**20,
-                "peak_pss_mb": peak_proc_pss / 2**20, "peak_pss_process": peak_who, "peak_uss_mb": peak_uss / 2**20, "peak_tree_pss_mb": peak_tree_pss / 2**20,
+                "peak_pss_mb": peak_proc_pss / 2**20, "peak_pss_process": peak_who, "peak_uss_mb": peak_uss / 2**20,
+                "peak_worker_pss_mb": worker_pss / 2**20, "peak_worker_uss_mb": worker_uss / 2**20, "peak_tree_pss_mb": peak_tree_pss / 2**20,
                 "max_processes": most, "samples": samples, "sampler_cpu_s": time.process_time() - sampler_cpu,
                 "load_before": load_before, "load_after": os.getloadavg()})
     if "user_s" in res:
@@ -757,7 +774,8 @@ def median_record(recs: list[dict]) -> dict:
     for k, v in recs[0].items():
         if isinstance(v, (int, float)) and not isinstance(v, bool) and all(isinstance(r.get(k), (int, float)) for r in recs):
             out[k] = statistics.median(r[k] for r in recs)
-    out["repeats"] = [{k: r.get(k) for k in ("wall_s", "cpu_s", "maxrss_mb", "peak_pss_mb", "peak_uss_mb", "peak_tree_mb",
+    out["repeats"] = [{k: r.get(k) for k in ("wall_s", "cpu_s", "maxrss_mb", "peak_pss_mb", "peak_uss_mb", "peak_worker_uss_mb",
+                                                          "peak_worker_pss_mb", "peak_tree_mb",
                                                           "peak_tree_pss_mb")} for r in recs]
     return out
 
@@ -863,7 +881,7 @@ def cost(results: dict, per_gb: float, dump_pages: float, dump_html_kb: float, c
                    f"{tok['size']:,} documents) | - | {tok['cpu_s'] / tok['docs'] * 1e3:.2f} a document | {tok_h:,.1f} |")
     total_h = ch["cpu_s"] * scale / 3600 + tok_h
     workers = results["meta"]["workers"]
-    uss, tree = ch.get("peak_uss_mb"), ch.get("peak_tree_pss_mb")
+    uss, tree = ch.get("peak_worker_uss_mb"), ch.get("peak_tree_pss_mb")
     out.append(f"| **total** | | | **{total_h:,.1f}** |\n")
     out.append(f"- Memory: {fmt(uss, 0)} MB per worker (peak USS) and {fmt(tree, 0)} MB for the whole run at {workers} workers "
                f"(peak PSS of the tree; peak RSS of one process {ch['maxrss_mb']:,.0f} MB, shared pages counted in full); "
@@ -902,7 +920,8 @@ def markdown(results: dict) -> str:
     out.append("CPU: user + system of the whole process tree; per core = over CPU seconds; peak RSS per process: the "
                "largest of any process of the tree (exact); peak tree: largest sampled sum of RSS (pages shared "
                "after fork count in each process); PSS: proportional set size, sampled (shared pages divided among "
-               "the processes sharing them); USS: unique set size, sampled (pages no other process shares)")
+               "the processes sharing them); USS: unique set size, sampled (pages no other process shares); a worker: a "
+               "process forked from one of the same command line (pool workers, not the forkserver or the runner)")
     for unit in m["units"]:
         rs = [r for r in results["runs"] if r["unit"] == unit]
         if rs:
@@ -917,16 +936,17 @@ def ok(r: dict | None) -> bool:
 def unit_tables(unit: str, rs: list[dict]) -> list[str]:
     out = [f"\n### {unit}\n",
            f"| size | docs | {'HTML MB' if unit == 'chain' else 'text MB'} | tool | wall s | CPU s | docs/s per core "
-           "| MB/s per core | peak RSS per process MB | peak PSS per process MB | peak USS per process MB "
-           "| peak tree RSS MB | peak tree PSS MB | disk MB | docs out | load 1m |",
-           "|" + "---|" * 16]
+           "| MB/s per core | peak RSS per process MB | peak PSS per process MB | peak USS per worker MB "
+           "| peak PSS per worker MB | peak tree RSS MB | peak tree PSS MB | disk MB | docs out | load 1m |",
+           "|" + "---|" * 17]
     for r in sorted(rs, key=lambda r: (r["size"], r["tool"] != "ours")):
         cpu = r.get("cpu_s") if ok(r) else None
         bad = " (failed: see its log.txt)" if r.get("failed") else ""
         tokens = "" if r.get("tokens") is None else f" ({r['tokens']:,} tokens)"
         out.append(f"| {r['size']:,} | {r['docs']:,} | {r['mb']:.1f} | {r['tool']}{bad} | {fmt(r.get('wall_s'))} | "
                    f"{fmt(cpu)} | {fmt(r['docs'] / cpu if cpu else None, 0)} | {fmt(r['mb'] / cpu if cpu else None, 2)} | "
-                   f"{fmt(r.get('maxrss_mb'), 0)} | {fmt(r.get('peak_pss_mb'), 0)} | {fmt(r.get('peak_uss_mb'), 0)} | "
+                   f"{fmt(r.get('maxrss_mb'), 0)} | {fmt(r.get('peak_pss_mb'), 0)} | {fmt(r.get('peak_worker_uss_mb'), 0)} | "
+                   f"{fmt(r.get('peak_worker_pss_mb'), 0)} | "
                    f"{fmt(r.get('peak_tree_mb'), 0)} | "
                    f"{fmt(r.get('peak_tree_pss_mb'), 0)} | {fmt(r.get('disk_mb'))} | "
                    f"{fmt(r.get('docs_out'))}{tokens} | {r['load_before'][0]:.2f} |")
@@ -938,7 +958,7 @@ def unit_tables(unit: str, rs: list[dict]) -> list[str]:
         if ok(a) and ok(b):
             lines.append(f"- {n:,}: wall {a['wall_s'] / b['wall_s']:.2f}x, CPU {a['cpu_s'] / b['cpu_s']:.2f}x, "
                          f"peak per process {a['maxrss_mb'] / b['maxrss_mb']:.2f}x (PSS {ratio(a, b, 'peak_pss_mb')}, "
-                         f"USS {ratio(a, b, 'peak_uss_mb')}), "
+                         f"worker USS {ratio(a, b, 'peak_worker_uss_mb')}, worker PSS {ratio(a, b, 'peak_worker_pss_mb')}), "
                          f"peak tree {a['peak_tree_mb'] / max(b['peak_tree_mb'], 1e-9):.2f}x "
                          f"(PSS {ratio(a, b, 'peak_tree_pss_mb')}), "
                          f"disk {a['disk_mb'] / max(b['disk_mb'], 1e-9):.2f}x")
@@ -954,7 +974,8 @@ def unit_tables(unit: str, rs: list[dict]) -> list[str]:
                 f"{growth(a['cpu_s'] / a['docs'], b['cpu_s'] / b['docs'])}, wall s per document "
                 f"{growth(a['wall_s'] / a['docs'], b['wall_s'] / b['docs'])}, peak RSS per process "
                 f"{growth(a['maxrss_mb'], b['maxrss_mb'])} (PSS {growth(a.get('peak_pss_mb'), b.get('peak_pss_mb'))}, "
-                f"USS {growth(a.get('peak_uss_mb'), b.get('peak_uss_mb'))}, "
+                f"worker USS {growth(a.get('peak_worker_uss_mb'), b.get('peak_worker_uss_mb'))}, "
+                f"worker PSS {growth(a.get('peak_worker_pss_mb'), b.get('peak_worker_pss_mb'))}, "
                 f"at {b.get('peak_pss_process') or '-'}), peak tree {growth(a['peak_tree_mb'], b['peak_tree_mb'])} "
                 f"(PSS {growth(a.get('peak_tree_pss_mb'), b.get('peak_tree_pss_mb'))})")
         if len(runs) >= 3:  # the cost of one more document, start-up left out
