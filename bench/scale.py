@@ -838,9 +838,9 @@ def cost(results: dict, per_gb: float, dump_pages: float, dump_html_kb: float, c
     """The README's cost model, from measured runs only: ``chain`` (web.yaml's steps on WARC
     input) and ``tokenizer`` (the tokenizer and shards stages), ours, at the largest size run.
 
-    - CPU: each step's seconds (summed over tasks) over the pages of the run, scaled to the pages
-      in ``per_gb`` GB of this corpus's ``.warc.gz``; what the steps do not account for (process
-      start, the runner, dedup's pairs and clusters stages, the report) is its own line.
+    - CPU: the CPU time of the whole run (process tree) shared out between the steps in proportion
+      to their seconds (summed over tasks), over the pages of the run, scaled to the pages in
+      ``per_gb`` GB of this corpus's ``.warc.gz``.
       Tokenizer and shards: CPU seconds per document of the tokenizer unit, times the documents
       the chain keeps.
     - Memory: peak USS of a worker (what each more worker adds) and the peak PSS of the whole tree
@@ -865,15 +865,17 @@ def cost(results: dict, per_gb: float, dump_pages: float, dump_html_kb: float, c
            f"web.yaml's chain on {pages:,} pages ({warc / 1e6:,.0f} MB of .warc.gz, {html_kb:.1f} KB of HTML a page), "
            f"{results['meta']['workers']} workers. {per_gb:g} GB of such WARC = {pages * scale / 1e6:,.2f} M pages.\n",
            f"| step | pages in (share) | CPU ms a page in | CPU-hours per {per_gb:g} GB WARC |", "|---|---|---|---|"]
-    steps_cpu = 0.0
+    # a step's seconds are its tasks' time in it (a sandboxed extraction waits on its child), so the
+    # run's CPU time (whole tree, start-up, runner, dedup's later stages and the report included)
+    # is shared out in proportion to them
+    share = ch["cpu_s"] / sum(st["seconds"] for st in ch["steps"].values())
     rows = []
     for name, st in ch["steps"].items():
         docs_in = st.get("docs_in") or pages
-        steps_cpu += st["seconds"]
-        rows.append((name, docs_in, st["seconds"]))
-        out.append(f"| {name} | {docs_in / pages:.0%} | {st['seconds'] / docs_in * 1e3:.2f} | {st['seconds'] * scale / 3600:,.1f} |")
-    rest = ch["cpu_s"] - steps_cpu
-    out.append(f"| rest: process start, runner, dedup pairs and clusters, report | - | - | {rest * scale / 3600:,.1f} |")
+        cpu = st["seconds"] * share
+        rows.append((name, docs_in, cpu))
+        out.append(f"| {name} | {docs_in / pages:.0%} | {cpu / docs_in * 1e3:.2f} | {cpu * scale / 3600:,.1f} |")
+    rest = 0.0
     tok = max((r for (u, t, _), r in runs.items() if u == "tokenizer" and t == "ours"), key=lambda r: r["size"], default=None)
     tok_h = tok["cpu_s"] / tok["docs"] * ch["docs_out"] * scale / 3600 if tok else 0.0
     if tok:
@@ -1054,7 +1056,7 @@ def main():
     rep = sub.add_parser("report", help="the markdown tables of a results file")
     rep.add_argument("results")
     c = sub.add_parser("cost", help="the README's cost model (CPU-hours, memory, disk per WARC volume) from a results file")
-    c.add_argument("results")
+    c.add_argument("results", nargs="+", help="results files; the chain and tokenizer units may come from different runs")
     c.add_argument("--per-gb", type=float, default=100, help="GB of .warc.gz the figures are given for")
     c.add_argument("--dump-pages", type=float, default=2.5e9, help="pages of the Common Crawl dump (an assumption)")
     c.add_argument("--dump-html-kb", type=float, default=60, help="mean KB of HTML of its pages (an assumption)")
@@ -1068,7 +1070,10 @@ def main():
     elif args.cmd == "run":
         run(args)
     elif args.cmd == "cost":
-        print(cost(json.loads(Path(args.results).read_text()), args.per_gb, args.dump_pages, args.dump_html_kb, args.cores))
+        files = [json.loads(Path(f).read_text()) for f in args.results]
+        chains = [f for f in files if any(r["unit"] == "chain" for r in f["runs"])] or files
+        merged = {"meta": chains[-1]["meta"], "runs": [r for f in files for r in f["runs"]]}
+        print(cost(merged, args.per_gb, args.dump_pages, args.dump_html_kb, args.cores))
     else:
         print(markdown(json.loads(Path(args.results).read_text())))
 
