@@ -11,6 +11,10 @@ Two signals, both counted per reason in the funnel (``lines removed``):
   mentions "copyright" stays.
 - **look-alike letters** (``obfuscated_letters``): lines whose words mix Latin and Cyrillic
   letters, a trick that hides ads from filters, whatever their length.
+- **related-content blocks** (``related_block``): a short heading such as 相关文章, 猜你喜欢, 热门推荐,
+  Related posts or Читайте также, followed by at least two teaser lines (each ending in an
+  ellipsis, a date or a count; a short title counts when a teaser follows it), goes as one
+  block up to the first other line.
 - **repetition** (``repeated_across_documents``, CCNet's idea): a line that appears in at least
   ``min_documents`` documents of the same site (``metadata.url``'s host, else the source
   file) within a window of ``window`` documents of a task is the site's template, not its
@@ -70,6 +74,23 @@ _COMPILED = [(reason, regex.compile(pattern, regex.I)) for reason, pattern in PA
 _MENU_SEPARATORS = regex.compile(r"\s*[|｜·•›»]\s*|\s{2,}|\s+/\s+")
 # a word that mixes Latin and Cyrillic letters ("Соntасt uѕ"): look-alikes that hide ads from filters
 _MIXED_WORD = regex.compile(r"\b(?=\w*\p{Latin})(?=\w*\p{Cyrillic})\w+\b")
+# a heading that opens a block of teasers for other pages ("相关文章:", "Related posts", "Читайте также")
+_RELATED_HEADING = regex.compile(
+    r"^\W*(相关|相關)(文章|阅读|閱讀|新闻|新聞|推荐|推薦|内容|內容|资讯|資訊)|^\W*(猜你喜欢|猜你喜歡|热门推荐|熱門推薦|推荐阅读|推薦閱讀|"
+    r"热门文章|熱門文章|延伸阅读|延伸閱讀|精彩推荐|精彩推薦|你可能(还|也)?(喜欢|感兴趣))|^\W*(関連記事|関連ニュース|관련 ?기사)|"
+    r"^\W*(related (articles|posts|stories|reading|content)|you (may|might) also (like|enjoy)|recommended (for you|reading|posts)|"
+    r"more (stories|posts|articles)|popular posts|further reading|read (also|next))|"
+    r"^\W*(читайте также|похожие (статьи|материалы|записи|новости)|другие (статьи|новости|материалы)|рекомендуем)",
+    regex.I)
+# how a teaser line ends: an ellipsis, a date, or a count (views, comments)
+_TEASER_END = regex.compile(
+    r"(\.{2,}|…+\.*|。{2,})\s*$"
+    r"|(\d{4}\s*[-/.年]\s*\d{1,2}(\s*[-/.月]\s*\d{1,2}\s*日?)?|\d{1,2}[-/.]\d{1,2}[-/.]\d{2,4}|\d{1,2}[-/]\d{1,2}"
+    r"|\b(jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*\.? \d{1,2},? \d{4}|\d{1,2} \p{Cyrillic}+ \d{4}( г\.?)?)"
+    r"(\s+\d{1,2}:\d{2})?\s*[)）\]】]?\s*$"
+    r"|([(（\[【]\s*\d+\s*[)）\]】]|\d+\s*(次|人|条|條|阅读|閱讀|浏览|瀏覽|评论|評論|views?|comments?|reads?|"
+    r"просмотр\w*|комментари\w*)|(阅读|閱讀|浏览|瀏覽|评论|評論|views?|comments?)\s*[:：]?\s*\d+)\s*$",
+    regex.I)
 _COPYRIGHT_START = regex.compile(r"^\s*(©|\(c\)|copyright|版权|版權|著作権|저작권|©)", regex.I)
 
 
@@ -128,7 +149,12 @@ class LineCleaner(Filter):
     def clean(self, doc: Document, repeated: set[bytes]) -> list[tuple[str, str]]:
         """Remove the boilerplate lines of ``doc`` in place; returns (reason, line) of each removed."""
         kept, removed = [], []
-        for line in doc.text.split("\n"):
+        lines = doc.text.split("\n")
+        related = self._related_blocks(lines) if self.patterns else set()
+        for i, line in enumerate(lines):
+            if i in related:
+                removed.append(("related_block", line))
+                continue
             reason = line_reason(line, self.max_line_chars) if self.patterns else None
             if reason is None and repeated and line.strip() and len(line) <= self.max_repeated_chars \
                     and _key(line) in repeated:
@@ -140,6 +166,47 @@ class LineCleaner(Filter):
         if removed:
             doc.text = "\n".join(kept).strip("\n")
         return removed
+
+    def _related_blocks(self, lines: list[str]) -> set[int]:
+        """Lines of related-content blocks: a short heading such as 相关文章 / 猜你喜欢 / Related posts /
+        Читайте также, then teaser lines (short, each ending in an ellipsis, a date or a count; a
+        short title line counts when a teaser follows it), up to the first other line. A heading
+        followed by no teaser is left to the patterns."""
+        out: set[int] = set()
+        i = 0
+        while i < len(lines):
+            line = lines[i].strip()
+            if not line or len(line) > self.max_line_chars // 2 or not _RELATED_HEADING.search(line):
+                i += 1
+                continue
+            block, j = [i], i + 1
+            while j < len(lines):
+                text = lines[j].strip()
+                if not text:
+                    j += 1
+                    continue
+                if self._teaser(text) or (self._short(text) and self._next_is_teaser(lines, j)):
+                    block.append(j)
+                    j += 1
+                    continue
+                break
+            if len(block) >= 3:  # the heading and at least two teasers
+                out.update(block)
+            i = j if len(block) >= 3 else i + 1
+        return out
+
+    def _teaser(self, text: str) -> bool:
+        return len(text) <= 2 * self.max_line_chars and bool(_TEASER_END.search(text))
+
+    def _short(self, text: str) -> bool:
+        cjk = len(_CJK.findall(text)) > len(text) / 3
+        return len(text) <= (self.max_line_chars // 3 if cjk else self.max_line_chars // 2)
+
+    def _next_is_teaser(self, lines: list[str], j: int) -> bool:
+        for later in lines[j + 1:]:
+            if later.strip():
+                return self._teaser(later.strip())
+        return False
 
     def _repeated_lines(self, docs: list[Document]) -> dict[str, set[bytes]]:
         """Per site, the keys of short lines that occur in at least ``min_documents`` documents."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from datatrove.data import Document
 
 from corpus.decode import decode
@@ -92,3 +93,61 @@ def test_save_removed_keeps_the_removed_lines(tmp_path):
     row = json.loads(gzip.open(saved, "rt").read())
     assert row["id"] == "z#lines" and row["text"] == "登录\n版权所有 © 2023"
     assert row["metadata"]["removed_lines"] == ["boilerplate_login", "boilerplate_copyright"]
+
+
+def _related_page(lang: str) -> tuple[list[str], list[str]]:
+    """(article paragraphs, related block) of real text: the article from one source, the
+    teasers (a title and a snippet cut with an ellipsis, a date or a count) from others."""
+    import re
+
+    from tests.conftest import shared_path
+
+    if lang == "zh":
+        texts = []
+        for path in sorted(shared_path("zh-extraction", "pages", "cleaned").glob("*.txt")):
+            paras = [re.sub(r"\s+", "", p) for p in re.split(r"\n\s*\n", path.read_text(encoding="utf-8"))]
+            texts.append([p for p in paras if len(p) >= 40])
+        article = [p for p in max(texts, key=len)][:7]
+        sources = [p for t in texts for p in t if p not in article]
+        teasers = [f"{p[:12]} {p[12:40]}....." if i % 3 else f"{p[:16]} {2015 + i % 9}-0{1 + i % 9}-1{i % 10}"
+                   for i, p in enumerate(sources[:60])]
+        return article, ["相关文章:", *teasers]
+    name = {"en": "eng_Latn", "ru": "rus_Cyrl"}[lang]
+    with open(shared_path("web-quality", "hplt2-excerpts.jsonl"), encoding="utf-8") as f:
+        rows = [" ".join(json.loads(line)["text"].split()) for line in f if f'"lang": "{name}"' in line]
+    sentences = [s for s in re.split(r"(?<=[.!?])\s+", rows[0] + " " + rows[1]) if len(s.split()) >= 5]
+    article = [" ".join(sentences[k:k + 2]) for k in range(0, min(len(sentences), 14), 2)]
+    teasers = []
+    for i, row in enumerate(rows[2:62]):
+        words = row.split()
+        title, snippet = " ".join(words[:6]), " ".join(words[6:16])
+        teasers.append(f"{title} {snippet}..." if i % 3 else f"{title} ({i + 3})" if i % 2 else
+                       f"{title} 12.0{1 + i % 9}.2024")
+    return article, ["Related posts" if lang == "en" else "Читайте также:", *teasers]
+
+
+@pytest.mark.parametrize("lang", ["zh", "en", "ru"])
+def test_a_related_block_goes_as_one_and_the_article_stays(lang):
+    """A real article, then a heading such as 相关文章 / Related posts / Читайте также and 60 teaser
+    lines: the block goes (related_block), every article paragraph stays, and the page then
+    passes web.yaml's Gopher rules (with the block, its ellipsis lines fail them)."""
+    from corpus.filters.heuristics import GopherQuality
+
+    article, block = _related_page(lang)
+    assert len(article) >= 5 and len(block) == 61, (len(article), len(block))
+
+    def gopher(text):
+        return list(GopherQuality(min_doc_words=50).run(iter([Document(text=text, id=lang, metadata={"language": lang})])))
+
+    assert not gopher("\n".join(article + block))
+
+    def clean(lines):
+        step = LineCleaner()
+        out = list(step.run(iter([Document(text="\n".join(lines), id=lang, metadata={"url": f"https://{lang}.example/a"})])))
+        return out[0].text, funnel_of(step).lines_removed
+
+    alone, removed_alone = clean(article)  # what the patterns do to the article by itself (real text)
+    text, removed = clean(article + block)
+    assert len(alone.split("\n")) >= 5 and text == alone
+    assert removed == {**removed_alone, "related_block": 61}
+    assert gopher(text)

@@ -1,0 +1,124 @@
+"""pii_redactor: personal data of real formats planted in real web text (zh, ru, en) is found at
+its exact spans and replaced; real text full of numbers that are not personal data (Python's
+"What's new" pages: versions, dates, issue numbers, sizes) keeps every character but its
+e-mail and IP addresses; documents with personal data are dropped instead when asked; the originals
+go to removed/ for audit, never to the curated documents."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import random
+import subprocess
+
+import pytest
+
+from tests.conftest import CORPUS, ROOT, shared_path
+
+pytest.importorskip("phonenumbers", reason="pip install phonenumbers python-stdnum")
+pytest.importorskip("stdnum", reason="pip install phonenumbers python-stdnum")
+
+from corpus.filters.pii import PLACEHOLDER, PiiFinder, redact  # noqa: E402
+
+# real formats; the numbers are valid (check digits, numbering plans) but belong to nobody known
+PLANTED = {
+    "zh": [("email", "zhang.wei@example.com.cn"), ("phone", "138 0013 8000"), ("phone", "(010) 6552 9988"),
+           ("cn_id", "11010519491231002X"), ("card", "6222 0200 0112 3456 780"), ("ip", "202.96.134.133")],
+    "ru": [("email", "ivan.petrov@mail.example.ru"), ("phone", "+7 495 123-45-67"), ("phone", "8 (912) 345-67-89"),
+           ("iban", "DE89 3704 0044 0532 0130 00"), ("card", "4539 1488 0343 6467"), ("ip", "2001:4860:4860::8888")],
+    "en": [("email", "j.smith+news@example.org"), ("phone", "(415) 555-2671"), ("phone", "+44 20 7946 0958"),
+           ("card", "5500-0000-0000-0004"), ("secret", "AKIAIOSFODNN7EXAMPLE"), ("ip", "8.8.4.4"),
+           ("secret", "ghp_" + "a1B2c3D4e5F6g7H8i9J0k1L2m3N4o5P6q7R8")],
+}
+LANG = {"zh": "zho_Hans", "ru": "rus_Cyrl", "en": "eng_Latn"}
+
+
+def excerpts(lang: str, n: int) -> list[str]:
+    out = []
+    with open(shared_path("web-quality", "hplt2-excerpts.jsonl"), encoding="utf-8") as f:
+        for line in f:
+            row = json.loads(line)
+            if row["lang"] == LANG[lang]:
+                out.append(row["text"])
+    return out[:n]
+
+
+@pytest.mark.parametrize("lang", ["zh", "ru", "en"])
+def test_planted_personal_data_is_found_at_its_spans(lang):
+    finder = PiiFinder()
+    rng = random.Random(7)
+    for i, text in enumerate(excerpts(lang, 30)):
+        before = finder.find(text)  # what the real excerpt itself holds (hotel pages list phone numbers)
+        kind, value = PLANTED[lang][i % len(PLANTED[lang])]
+        cut = rng.choice([m for m in range(len(text)) if text[m] == " "] or [len(text)])
+        planted = text[:cut] + (" " if lang != "zh" else "，") + value + " " + text[cut:]
+        start = cut + 1
+        found = finder.find(planted)
+        assert (start, start + len(value), kind) in found, (lang, kind, value, found)
+        assert len(found) == len(before) + 1, (value, before, found)
+        out = redact(planted, found)
+        assert value not in out and PLACEHOLDER[kind] in out
+
+
+def test_text_full_of_numbers_that_are_not_personal_data_keeps_them():
+    """Versions, dates, issue numbers, timestamps, byte counts, DOIs, slices: nothing changes but
+    the e-mail addresses and the IPv6 example addresses the text spells out."""
+    import ipaddress
+
+    finder = PiiFinder()
+    folder = shared_path("sites", "python-docs", "_sources", "whatsnew")
+    total, changed, addresses = 0, [], set()
+    for path in sorted(folder.glob("*.rst.txt")):
+        text = path.read_text(encoding="utf-8")
+        total += len(text)
+        for a, b, kind in finder.find(text):
+            if kind == "ip":
+                addresses.add(text[a:b])
+            elif kind != "email":
+                changed.append((path.name, text[a:b], kind))
+    assert total > 1_000_000
+    assert changed == [], changed[:10]
+    assert addresses == {"1080::8:800:200C:417A", "dead:beef:cafe:5417:affe:8FA3:deaf:feed"}
+    assert all(ipaddress.ip_address(a).version == 6 for a in addresses)
+
+
+def test_finder_refuses_unknown_types_and_regions():
+    with pytest.raises(ValueError, match="unknown PII type 'passport'"):
+        PiiFinder(types=["email", "passport"])
+    with pytest.raises(ValueError, match="unknown phone region 'XX'"):
+        PiiFinder(regions=["XX"])
+
+
+@pytest.mark.parametrize("replace", ["placeholder", "drop_document"])
+def test_a_run_redacts_and_keeps_the_originals_apart(tmp_path, replace):
+    docs = [{"id": "a", "text": "Write to zhang.wei@example.com.cn or call 138 0013 8000 before 2024-05-01."},
+            {"id": "b", "text": "Python 3.11.4 was released on 2023-06-06; 1,024 bytes cost $12.50."}]
+    with gzip.open(tmp_path / "in.jsonl.gz", "wt", encoding="utf-8") as f:
+        f.writelines(json.dumps(d) + "\n" for d in docs)
+    out = tmp_path / "run"
+    (tmp_path / "p.yaml").write_text(
+        f"output_dir: {out}\nsave_removed: true\nexecutor: {{type: local, tasks: 1, workers: 1}}\nsteps:\n"
+        f"  - jsonl_reader: {{paths: ['{tmp_path}/in.jsonl.gz']}}\n  - pii_redactor: {{replace: {replace}}}\n"
+        "  - jsonl_writer: {path: docs}\n")
+    r = subprocess.run([*CORPUS, "run", str(tmp_path / "p.yaml")], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-3000:]
+
+    def read(folder):
+        rows = []
+        for path in sorted(folder.rglob("*.jsonl.gz")):
+            with gzip.open(path, "rt", encoding="utf-8") as f:
+                rows += [json.loads(line) for line in f]
+        return {row["id"]: row for row in rows}
+
+    kept, removed = read(out / "docs"), read(out / "removed")
+    assert kept["b"]["text"] == docs[1]["text"]
+    if replace == "placeholder":
+        assert kept["a"]["text"] == "Write to <EMAIL> or call <PHONE> before 2024-05-01."
+    else:
+        assert "a" not in kept
+    assert removed["a#pii"]["text"] == docs[0]["text"] and removed["a#pii"]["metadata"]["pii"] == {"email": 1, "phone": 1}
+    step = json.loads((out / "summary.json").read_text())["steps"][1]
+    if replace == "placeholder":
+        assert step["lines_removed"] == {"pii_email": 1, "pii_phone": 1} and step["documents_out"] == 2
+    else:
+        assert step["dropped"] == {"pii": 1} and step["documents_out"] == 1
