@@ -28,7 +28,6 @@ to the curated documents.
 from __future__ import annotations
 
 import contextlib
-import importlib
 import ipaddress
 from typing import Literal
 
@@ -78,6 +77,23 @@ PLACEHOLDER = {t: f"<{t.upper()}>" for t in TYPES}
 PRIORITY = {t: i for i, t in enumerate(("secret", "email", "iban", "cn_id", "card", "ip", "phone"))}
 
 
+# cheap tests of a text worth searching for a type (module functions: steps are pickled to workers)
+def _may_hold_secret(t: str) -> bool:
+    return "-" in t or ":" in t or "_" in t or "AKIA" in t or "ASIA" in t
+
+
+def _may_hold_email(t: str) -> bool:
+    return "@" in t
+
+
+def _may_hold_ipv4(t: str) -> bool:
+    return "." in t
+
+
+def _may_hold_ipv6(t: str) -> bool:
+    return "::" in t or t.count(":") >= 3
+
+
 def _digits(s: str) -> str:
     return "".join(c for c in s if c.isdigit())
 
@@ -98,34 +114,30 @@ class PiiFinder:
             bad = [r for r in regions if r not in phonenumbers.SUPPORTED_REGIONS]
             if bad:
                 raise ValueError(f"unknown phone region {bad[0]!r}: give ISO 3166 codes such as CN, US, GB")
-        if {"cn_id", "card", "iban"} & self.types:
-            importlib.import_module("stdnum")  # python-stdnum: its absence is said now, not on the first document
+            self._matcher, self._valid_leniency = phonenumbers.PhoneNumberMatcher, phonenumbers.Leniency.VALID
         self.regions = list(regions)
+        # (type, candidate pattern, check of a candidate or None, cheap test of a text worth searching)
+        rules = [("secret", SECRET, None, _may_hold_secret), ("email", EMAIL, None, _may_hold_email),
+                 ("ip", IPV4, self._ip, _may_hold_ipv4), ("ip", IPV6, self._ip, _may_hold_ipv6)]
+        if {"cn_id", "card", "iban"} & self.types:  # python-stdnum's check digits, imported once
+            from stdnum import iban, luhn
+            from stdnum.cn import ric
+
+            self._luhn = luhn.is_valid
+            rules += [("iban", IBAN, iban.is_valid, None), ("cn_id", CN_ID, ric.is_valid, None),
+                      ("card", CARD, self._card, None)]
+        self._rules = [rule for rule in rules if rule[0] in self.types]
 
     def find(self, text: str) -> list[tuple[int, int, str]]:
         spans: list[tuple[int, int, str]] = []
-        if "secret" in self.types and ("-" in text or ":" in text or "_" in text or "AKIA" in text or "ASIA" in text):
-            spans += [(m.start(), m.end(), "secret") for m in SECRET.finditer(text)]
-        if "email" in self.types and "@" in text:
-            spans += [(m.start(), m.end(), "email") for m in EMAIL.finditer(text)]
-        if "iban" in self.types:
-            spans += [(m.start(), m.end(), "iban") for m in IBAN.finditer(text) if self._iban(m.group())]
-        if "cn_id" in self.types:
-            spans += [(m.start(), m.end(), "cn_id") for m in CN_ID.finditer(text) if self._cn_id(m.group())]
-        if "card" in self.types:
-            spans += [(m.start(), m.end(), "card") for m in CARD.finditer(text) if self._card(m.group())]
-        if "ip" in self.types:
-            if "." in text:
-                spans += [(m.start(), m.end(), "ip") for m in IPV4.finditer(text) if self._ip(m.group())]
-            if "::" in text or text.count(":") >= 3:
-                spans += [(m.start(), m.end(), "ip") for m in IPV6.finditer(text) if self._ip(m.group())]
+        for kind, pattern, valid, worth in self._rules:
+            if worth is None or worth(text):
+                spans += [(m.start(), m.end(), kind) for m in pattern.finditer(text) if valid is None or valid(m.group())]
         if "phone" in self.types:
             spans += self._phones(text)
         return _non_overlapping(spans)
 
     def _phones(self, text: str) -> list[tuple[int, int, str]]:
-        import phonenumbers
-
         out = []
         for m in PHONE.finditer(text):
             # the matcher sees the candidate with some context: it refuses dates and times by what
@@ -141,7 +153,7 @@ class PiiFinder:
             best: list = []  # the region whose numbers cover most of the candidate ("8 (912) ..." is Russian
             for region in ["ZZ"] if m.group().startswith("+") else self.regions:  # whole, not a Chinese tail)
                 found = [(lo + p.start, lo + p.end, "phone")
-                         for p in phonenumbers.PhoneNumberMatcher(window, region, leniency=phonenumbers.Leniency.VALID)
+                         for p in self._matcher(window, region, leniency=self._valid_leniency)
                          if lo + p.end > m.start() and lo + p.start < m.end()]
                 if sum(e - s for s, e, _ in found) > sum(e - s for s, e, _ in best):
                     best = found
@@ -150,24 +162,9 @@ class PiiFinder:
             out += best
         return out
 
-    @staticmethod
-    def _cn_id(s: str) -> bool:
-        from stdnum.cn import ric
-
-        return ric.is_valid(s)
-
-    @staticmethod
-    def _card(s: str) -> bool:
-        from stdnum import luhn
-
+    def _card(self, s: str) -> bool:
         digits = _digits(s)
-        return 13 <= len(digits) <= 19 and bool(CARD_PREFIX.match(digits)) and luhn.is_valid(digits)
-
-    @staticmethod
-    def _iban(s: str) -> bool:
-        from stdnum import iban
-
-        return iban.is_valid(s)
+        return 13 <= len(digits) <= 19 and bool(CARD_PREFIX.match(digits)) and self._luhn(digits)
 
     def _ip(self, s: str) -> bool:
         if ":" in s and sum(1 for group in s.split(":") if group) < 3:  # "x[8::]", "::2": slices, not addresses
