@@ -72,12 +72,12 @@ def instantiate_steps(cfg: PipelineConfig) -> list[PipelineStep]:
         params = dict(sc.params)
         if "crawl" in cfg.stages and isinstance(params.get("paths"), list):
             # the crawl stage writes into the run folder: crawl/... means the run's crawl/ folder
-            params["paths"] = [str(RunDir(cfg.output_dir).root / p) if isinstance(p, str) and p.startswith("crawl/") else p
+            params["paths"] = [str(cfg.output_dir / p) if isinstance(p, str) and p.startswith("crawl/") else p
                                for p in params["paths"]]
         out_param = getattr(cls, "output_param", None)
         if out_param:
             value = params.get(out_param, "docs")
-            params[out_param] = value if "://" in value or os.path.isabs(value) else str(RunDir(cfg.output_dir).root / value)
+            params[out_param] = value if "://" in value or os.path.isabs(value) else str(cfg.output_dir / value)
         try:
             step = cls(**params)
         except (InputError, ValueError, TypeError, FileNotFoundError, ImportError) as e:
