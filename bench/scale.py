@@ -525,7 +525,7 @@ def measure(cmd: list[str], folder: Path, env: dict, interval: float, timeout: f
     proc = subprocess.Popen([sys.executable, str(Path(__file__).resolve()), "_measure", str(out_json), "--", *cmd],
                             stdout=logf, stderr=subprocess.STDOUT, cwd=ROOT, env=env, start_new_session=True)
     wrapper = psutil.Process(proc.pid)
-    peak_tree = peak_proc = peak_tree_pss = peak_proc_pss = peak_uss = worker_pss = worker_uss = 0
+    peak_tree = peak_proc = peak_tree_pss = peak_proc_pss = worker_pss = worker_uss = 0
     peak_who = ""
     forked: dict[int, bool] = {}  # pid -> a worker: forked from a process of the same command line
     most, samples, timed_out = 0, 0, False
@@ -541,7 +541,7 @@ def measure(cmd: list[str], folder: Path, env: dict, interval: float, timeout: f
             except (psutil.NoSuchProcess, psutil.AccessDenied):
                 continue
             total, total_pss = total + mem.rss, total_pss + mem.pss
-            peak_proc, peak_uss = max(peak_proc, mem.rss), max(peak_uss, mem.uss)
+            peak_proc = max(peak_proc, mem.rss)
             if mem.pss > peak_proc_pss:
                 peak_proc_pss, peak_who = mem.pss, process_label(k)
             if k.pid not in forked:
@@ -563,7 +563,7 @@ def measure(cmd: list[str], folder: Path, env: dict, interval: float, timeout: f
     logf.close()
     res = json.loads(out_json.read_text()) if out_json.exists() else {"rc": proc.returncode}
     res.update({"timed_out": timed_out, "peak_tree_mb": peak_tree / 2**20, "peak_proc_sampled_mb": peak_proc / 2**20,
-                "peak_pss_mb": peak_proc_pss / 2**20, "peak_pss_process": peak_who, "peak_uss_mb": peak_uss / 2**20,
+                "peak_pss_mb": peak_proc_pss / 2**20, "peak_pss_process": peak_who,
                 "peak_worker_pss_mb": worker_pss / 2**20, "peak_worker_uss_mb": worker_uss / 2**20, "peak_tree_pss_mb": peak_tree_pss / 2**20,
                 "max_processes": most, "samples": samples, "sampler_cpu_s": time.process_time() - sampler_cpu,
                 "load_before": load_before, "load_after": os.getloadavg()})
@@ -774,7 +774,7 @@ def median_record(recs: list[dict]) -> dict:
     for k, v in recs[0].items():
         if isinstance(v, (int, float)) and not isinstance(v, bool) and all(isinstance(r.get(k), (int, float)) for r in recs):
             out[k] = statistics.median(r[k] for r in recs)
-    out["repeats"] = [{k: r.get(k) for k in ("wall_s", "cpu_s", "maxrss_mb", "peak_pss_mb", "peak_uss_mb", "peak_worker_uss_mb",
+    out["repeats"] = [{k: r.get(k) for k in ("wall_s", "cpu_s", "maxrss_mb", "peak_pss_mb", "peak_worker_uss_mb",
                                                           "peak_worker_pss_mb", "peak_tree_mb",
                                                           "peak_tree_pss_mb")} for r in recs]
     return out
@@ -869,13 +869,13 @@ def cost(results: dict, per_gb: float, dump_pages: float, dump_html_kb: float, c
     # run's CPU time (whole tree, start-up, runner, dedup's later stages and the report included)
     # is shared out in proportion to them
     share = ch["cpu_s"] / sum(st["seconds"] for st in ch["steps"].values())
-    rows = []
+    extract_cpu = 0.0  # CPU seconds of the run's extraction step, which scales with HTML bytes
     for name, st in ch["steps"].items():
         docs_in = st.get("docs_in") or pages
         cpu = st["seconds"] * share
-        rows.append((name, docs_in, cpu))
+        if "extract" in name or "trafilatura" in name:
+            extract_cpu += cpu
         out.append(f"| {name} | {docs_in / pages:.0%} | {cpu / docs_in * 1e3:.2f} | {cpu * scale / 3600:,.1f} |")
-    rest = 0.0
     tok = max((r for (u, t, _), r in runs.items() if u == "tokenizer" and t == "ours"), key=lambda r: r["size"], default=None)
     tok_h = tok["cpu_s"] / tok["docs"] * ch["docs_out"] * scale / 3600 if tok else 0.0
     if tok:
@@ -891,9 +891,8 @@ def cost(results: dict, per_gb: float, dump_pages: float, dump_html_kb: float, c
                   "(a run before PSS and USS were sampled)"))
     out.append(f"- Disk: {ch['disk_mb'] * scale / 1e3:,.1f} GB of run folder per {per_gb:g} GB of WARC "
                f"({ch['disk_mb'] / pages * 1e3:.1f} KB a page; the curated documents are {ch['docs_out'] / pages:.0%} of pages).")
-    extract = [(name, d, sec) for name, d, sec in rows if "extract" in name or "trafilatura" in name]
-    later = sum(sec / pages for name, d, sec in rows if (name, d, sec) not in extract) + rest / pages
-    ext_s_per_kb = sum(sec for _, _, sec in extract) / (manifest["html_bytes"] / 1e3)
+    later = (ch["cpu_s"] - extract_cpu) / pages  # CPU seconds a page of every other step
+    ext_s_per_kb = extract_cpu / (manifest["html_bytes"] / 1e3)
     dump_cpu = dump_pages * (ext_s_per_kb * dump_html_kb + later) + (tok_h * 3600 / (pages * scale)) * dump_pages
     out.append(f"- A Common Crawl dump of {dump_pages / 1e9:g} billion pages of {dump_html_kb:g} KB of HTML (assumed): "
                f"{dump_cpu / 3600:,.0f} CPU-hours ({ext_s_per_kb * dump_html_kb * dump_pages / 3600:,.0f} of them extraction), "
