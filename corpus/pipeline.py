@@ -31,7 +31,7 @@ from loguru import logger
 from corpus import catalog, console, report
 from corpus.config import ConfigError, PipelineConfig, RunError
 from corpus.core import funnel
-from corpus.core.io import remove_stale_temporaries, write_json
+from corpus.core.io import atomic_path, remove_stale_temporaries, write_json
 from corpus.core.registry import RunContext
 from corpus.core.rundir import RunDir
 from corpus.readers import DeferredJsonlReader, InputError
@@ -207,6 +207,10 @@ class Runner:
                     if isinstance(step, BaseFilter) and owner is not None:
                         name = self.cfg.steps[owner].name
                         step.exclusion_writer = JsonlWriter(str(self.dir.removed_by(owner, name)))
+        for job in plan:  # a step that lists what it found (decontaminate) writes it per task here
+            for step, owner in zip(job.steps, job.owners):
+                if hasattr(step, "match_folder") and owner is not None:
+                    step.match_folder = str(self.dir.decontamination_parts(owner))
         return plan
 
     def run_steps(self) -> tuple[list[StepSummary], float]:
@@ -243,7 +247,18 @@ class Runner:
             self._account(job, self._job_stats(job), parts)
         if self.dir.work().is_dir():  # every job is done: the copies between them are not needed again
             shutil.rmtree(self.dir.work())
+        self._gather_matches()
         return self._summaries(parts), time.time() - start
+
+    def _gather_matches(self) -> None:
+        """The tasks' match lists (a finished task's stay from an earlier try) into one file."""
+        parts = sorted(self.dir.decontamination_parts().glob("*/[!.]*.jsonl"))
+        if not parts:
+            return
+        with atomic_path(self.dir.decontamination_file) as tmp, open(tmp, "wb") as out:
+            for part in parts:
+                with open(part, "rb") as f:
+                    shutil.copyfileobj(f, out)
 
     def run_job(self, name: str, steps: list[PipelineStep], tasks: int, logs: Path) -> None:
         """Run a stage's steps as ``tasks`` tasks of this run's executor (type and options), with

@@ -203,6 +203,32 @@ def dedup_section(run: Path, removed: list[dict]) -> str:
             + _svg(fig) + "".join(shown))
 
 
+def decontamination_section(run: Path, shown: int = 10) -> str:
+    """Per evaluation set: documents and items matched; the first matches with their n-grams."""
+    path = RunDir(run).decontamination_file
+    if not path.exists():
+        return ""
+    docs: dict[str, set] = {}
+    items: dict[str, set] = {}
+    first: list[dict] = []
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            if line.strip():
+                m = json.loads(line)
+                docs.setdefault(m["eval_set"], set()).add(m["id"])
+                items.setdefault(m["eval_set"], set()).add(m["item"])
+                if len(first) < shown:
+                    first.append(m)
+    if not docs:
+        return "<h2>Decontamination</h2><p>No document holds text of the evaluation sets.</p>"
+    table = _table(["evaluation set", "documents matched", "items matched"],
+                   [[k, len(docs[k]), len(items[k])] for k in sorted(docs)])
+    rows = "".join(f"<li>{html.escape(m['id'])} ({m['action']}): {html.escape(m['eval_set'])} item "
+                   f"{html.escape(m['item'])}, {m['ngrams_hit']} n-grams, e.g. <q>{html.escape(m['ngrams'][0])}</q></li>"
+                   for m in first)
+    return f"<h2>Decontamination</h2>{table}<p>First matches (all in {path.name}):</p><ul>{rows}</ul>"
+
+
 def shards_section(run: Path) -> str:
     folder = RunDir(run).shards
     if not (folder / "manifest.json").exists():
@@ -319,7 +345,7 @@ def write_report(run_dir: str | Path) -> Path:
              f"kept; steps took {summary.get('steps_wall_seconds', '?')} s, the whole run "
              f"{summary.get('wall_seconds', '?')} s. Output: {html.escape(str(summary.get('output_dir', run)))}</p>")
     sections = [funnel_section(summary), languages_section(docs), lengths_section(docs), quality_section(docs),
-                dedup_section(run, removed), shards_section(run), training_section(run), ablation_section(run),
+                dedup_section(run, removed), decontamination_section(run), shards_section(run), training_section(run), ablation_section(run),
                 examples_section(docs, removed)]
     page = (f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>corpus report: "
             f"{html.escape(str(summary.get('name', run.name)))}</title><style>{STYLE}</style></head><body>"

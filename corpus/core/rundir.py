@@ -65,6 +65,17 @@ class RunDir:
     def clusters_file(self) -> Path:
         return self.dedup(0) / "clusters.jsonl"
 
+    @property
+    def decontamination_file(self) -> Path:
+        """Every evaluation-text match of the run's ``decontaminate`` steps, one JSON line each."""
+        return self.root / "decontamination.jsonl"
+
+    def decontamination_parts(self, index: int | None = None) -> Path:
+        """Where the tasks of the YAML's step ``index`` write their matches (gathered into
+        ``decontamination_file`` when the steps end)."""
+        folder = self.root / "decontamination"
+        return folder if index is None else folder / f"{index + 1:02d}"
+
     # ------------------------------------------------------------ stages
     @property
     def crawl(self) -> Path:
