@@ -82,6 +82,23 @@ def test_text_full_of_numbers_that_are_not_personal_data_keeps_them():
     assert all(ipaddress.ip_address(a).version == 6 for a in addresses)
 
 
+@pytest.mark.parametrize("text, expected", [
+    # the county code is the one in force at issue: 320311 dates from 1993, the holder from 1961
+    ("身份证号：320311196108087783，", [("320311196108087783", "cn_id")]),
+    ("The server was 8.8.4.4. Then", [("8.8.4.4", "ip")]),  # an address ending a sentence
+    ("call 713-593-2764 x7351 or 209.459.8983 ext. 43", [("713-593-2764 x7351", "phone"), ("209.459.8983 ext. 43", "phone")]),
+    ("王先生 13800138000 欢迎, звоните 89161234567", [("13800138000", "phone"), ("89161234567", "phone")]),
+    ("Amex 3782 822463 10005, Maestro 6765490273242268, JCB 180078627546466",
+     [("3782 822463 10005", "card"), ("6765490273242268", "card"), ("180078627546466", "card")]),
+    ("请联系ynhouse@ynhouse.com。王力女士tenjie163@163.com联系人", [("ynhouse@ynhouse.com", "email"), ("tenjie163@163.com", "email")]),
+    # dates glued to times, number lists, versions, decimals, ISBNs, case numbers: no personal data
+    ("2018-11-1509:01近日 Old 04-24-2009, 12:30 AM 27.09.2015 10:44 1 3 6 10 5 9 2 7 4 8", []),
+    ("zlib 1.2.0.1, [GCC 2.96 20000731], ISBN 0-596-00797-3, Дело N Ф04-7265/2007", []),
+])
+def test_formats_pages_write_and_numbers_that_only_look_like_them(text, expected):
+    assert [(text[a:b], kind) for a, b, kind in PiiFinder().find(text)] == expected
+
+
 def test_finder_refuses_unknown_types_and_regions():
     with pytest.raises(ValueError, match="unknown PII type 'passport'"):
         PiiFinder(types=["email", "passport"])
