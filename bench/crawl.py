@@ -105,8 +105,8 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=3)
     args = ap.parse_args()
     site = require_shared() / "sites" / "python-docs"
-    if shutil.which("wget") is None or shutil.which("redis-server") is None:
-        sys.exit("needs wget and redis-server: apt-get install -y wget redis-server")
+    if shutil.which("wget") is None:
+        sys.exit("needs wget: apt-get install -y wget")
     server, base = serve(site)
     rows = {"corpus": [], "wget": []}
     work = Path(tempfile.mkdtemp(prefix="bench-crawl-"))

