@@ -26,6 +26,7 @@ from typing import Any
 import yaml
 
 from corpus import catalog
+from corpus.core import storage
 from corpus.core.registry import check_type, config_params, step_params
 
 
@@ -38,7 +39,7 @@ class RunError(Exception):
     naming what to look at; the run folder keeps what was done, and the same command resumes."""
 
 
-RUN_KEYS = ("name", "output_dir", "executor", "save_removed", "save_raw", "steps")  # and one key per registered stage
+RUN_KEYS = ("name", "output_dir", "executor", "save_removed", "save_raw", "storage_options", "steps")  # and one key per registered stage
 EXECUTOR_TYPES = ("local", "ray", "slurm")
 
 
@@ -59,7 +60,8 @@ class PipelineConfig:
     save_removed: bool = False  # write what each filter drops to removed/<NN>-<step>/
     save_raw: bool = False  # write the documents as read and extracted, before any filter, to raw/ (for corpus ablate)
     source: str = "<config>"
-    raw: dict = field(default_factory=dict)  # resolved YAML, written to the run folder
+    raw: dict = field(default_factory=dict)  # resolved YAML, written to the run folder (storage options redacted)
+    storage_options: dict[str, dict] = field(default_factory=dict)  # per fsspec protocol, ${NAME}s expanded
 
 
 def _suggest(word: str, choices) -> str:
@@ -195,6 +197,10 @@ def config_from_dict(raw: Any, source: str = "<config>", overrides: list[str] = 
                           f"got {executor['workers']}")
 
     steps = _validate_steps(raw.get("steps"), source)
+    try:
+        storage_options = storage.parse(raw.get("storage_options"), source)
+    except storage.StorageOptionsError as e:
+        raise ConfigError(str(e)) from None
     for key in ("save_removed", "save_raw"):
         if not isinstance(raw.get(key, False), bool):
             raise ConfigError(f"{source}: '{key}' must be true or false, got {raw[key]!r}")
@@ -212,6 +218,7 @@ def config_from_dict(raw: Any, source: str = "<config>", overrides: list[str] = 
         executor=executor,
         save_removed=raw.get("save_removed", False),
         save_raw=raw.get("save_raw", False),
+        storage_options=storage_options,
         source=source,
         raw=raw,
         stages=stages,

@@ -30,7 +30,7 @@ from loguru import logger
 
 from corpus import catalog, console, report
 from corpus.config import ConfigError, PipelineConfig, RunError
-from corpus.core import funnel
+from corpus.core import funnel, storage
 from corpus.core.io import atomic_path, remove_stale_temporaries, write_json
 from corpus.core.registry import RunContext
 from corpus.core.rundir import RunDir
@@ -89,6 +89,7 @@ def instantiate_steps(cfg: PipelineConfig) -> list[PipelineStep]:
 class Runner:
     def __init__(self, cfg: PipelineConfig):
         self.cfg = cfg
+        storage.apply(cfg.storage_options)  # before the readers list their inputs
         self.out = cfg.output_dir
         self.dir = RunDir(cfg.output_dir)  # the run folder's parts
         self.stages = [catalog.stages()[name] for name in cfg.stages]
@@ -231,7 +232,8 @@ class Runner:
 
             if not ray.is_initialized():
                 # an existing cluster (address, or RAY_ADDRESS), else a local one on this machine
-                ray.init(address=self.cfg.executor.get("address"), include_dashboard=False, log_to_driver=False)
+                ray.init(address=self.cfg.executor.get("address"), include_dashboard=False, log_to_driver=False,
+                         runtime_env={"env_vars": storage.environment(self.cfg.storage_options)})
         for job in jobs:
             logger.debug(f"corpus: job {job.name}: {' → '.join(type(s).__name__ for s in job.steps)}")
             executor = self._make_executor(job)
@@ -325,7 +327,7 @@ class Runner:
     # ------------------------------------------------------------ everything
     def run(self) -> dict:
         self.out.mkdir(parents=True, exist_ok=True)
-        resolved = yaml.safe_dump(self.cfg.raw, sort_keys=False, allow_unicode=True)
+        resolved = yaml.safe_dump(storage.redacted(self.cfg.raw), sort_keys=False, allow_unicode=True)
         previous = self.dir.pipeline_file
         if previous.exists() and previous.read_text() != resolved and self.dir.logs.exists():
             logger.warning(f"corpus: {self.out} holds a run of a different configuration; its finished tasks are "
@@ -375,7 +377,7 @@ class Runner:
         """The configured stages on one side of the steps, in order; each result is recorded."""
         for stage in self.stages:
             if stage.before_steps == before_steps:
-                ctx = RunContext(self.out, self._docs_dir(), self.cfg.raw, results, executor=self.run_job)
+                ctx = RunContext(self.out, self._docs_dir(), storage.redacted(self.cfg.raw), results, executor=self.run_job)
                 try:
                     results[stage.name] = stage.run(ctx, self.cfg.stages[stage.name])
                 except (ValueError, OSError) as e:

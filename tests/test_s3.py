@@ -1,8 +1,8 @@
 """Inputs on object storage: a real S3 API (moto's server on 127.0.0.1, ``pip install
 'moto[server]' s3fs``, both in the test extra), reached through fsspec with the usual AWS
-environment variables. A run that reads s3:// keeps exactly what the same run on local copies
-keeps, large files split between tasks by byte ranges included; the secret key reaches no file
-of the run; a URL that matches nothing or a server that does not answer is one clear error
+environment variables or the pipeline's storage_options. A run that reads s3:// keeps exactly
+what the same run on local copies keeps, large files split between tasks by byte ranges
+included; the secret key reaches no file of the run and no output; a URL that matches nothing or a server that does not answer is one clear error
 before any work."""
 
 from __future__ import annotations
@@ -50,12 +50,12 @@ def inputs(tmp_path_factory, s3):
     return local
 
 
-def run(tmp_path, name: str, steps: str, env: dict, tasks: int = 3) -> subprocess.CompletedProcess:
+def run(tmp_path, name: str, steps: str, env: dict, tasks: int = 3, head: str = "") -> subprocess.CompletedProcess:
     out = tmp_path / name
     (tmp_path / f"{name}.yaml").write_text(f"name: {name}\noutput_dir: {out}\nexecutor: {{type: local, tasks: {tasks}, "
-                                           f"workers: 2}}\nsteps:\n{steps}")
+                                           f"workers: 2}}\n{head}steps:\n{steps}")
     return subprocess.run([*CORPUS, "run", str(tmp_path / f"{name}.yaml")], cwd=ROOT, capture_output=True, text=True,
-                          timeout=600, env={**os.environ, **env})
+                          timeout=600, env={**{k: v for k, v in os.environ.items() if not k.startswith("AWS_")}, **env})
 
 
 def documents(folder) -> list[tuple[str, str]]:
@@ -85,6 +85,35 @@ def test_a_run_on_s3_inputs_keeps_what_the_local_run_keeps(tmp_path, s3, inputs,
         if path.is_file():
             assert SECRET.encode() not in path.read_bytes(), path
     assert SECRET not in remote.stdout + remote.stderr
+
+
+@pytest.mark.parametrize("written", ["literal", "from_environment"])
+def test_storage_options_in_the_pipeline_carry_the_credentials_and_stay_secret(tmp_path, s3, inputs, written):
+    """No AWS_* variable: the pipeline's storage_options alone reach the server, from the runner
+    (listing the inputs) and from the executor's workers (reading them); the secret is in no
+    file of the run (pipeline.yaml shows it redacted) and in no output."""
+    secret = SECRET if written == "literal" else "${CORPUS_TEST_SECRET}"
+    env = {"CORPUS_TEST_SECRET": SECRET} if written == "from_environment" else {}
+    head = f"storage_options:\n  s3: {{key: corpus-test, secret: '{secret}', endpoint_url: '{s3.endpoint}'}}\n"
+    steps = "  - warc_reader: {{paths: ['{root}/*.warc.gz']}}\n  - html_extract: {{}}\n  - jsonl_writer: {{path: docs}}\n"
+    remote = run(tmp_path, "remote", steps.format(root="s3://inputs"), env, head=head)
+    local = run(tmp_path, "local", steps.format(root=inputs), {})
+    assert remote.returncode == 0, remote.stderr[-3000:]
+    assert documents(tmp_path / "remote" / "docs") == documents(tmp_path / "local" / "docs")
+    for path in (tmp_path / "remote").rglob("*"):
+        if path.is_file():
+            assert SECRET.encode() not in path.read_bytes(), path
+    assert SECRET not in remote.stdout + remote.stderr
+    shown = (tmp_path / "remote" / "pipeline.yaml").read_text()
+    assert s3.endpoint in shown and ("<redacted>" in shown if written == "literal" else "${CORPUS_TEST_SECRET}" in shown)
+
+
+def test_storage_options_that_cannot_be_used_are_one_clear_error(tmp_path, s3, inputs):
+    for head, message in [("storage_options: {s3: {secret: '${CORPUS_NOT_SET}'}}\n", "the environment has no CORPUS_NOT_SET"),
+                          ("storage_options: {s4: {key: x}}\n", "'s4' is not an fsspec protocol"),
+                          ("storage_options: {s3: key}\n", "storage_options must map a protocol to its options")]:
+        r = run(tmp_path, "bad", "  - jsonl_reader: {paths: ['s3://inputs/*.jsonl.gz']}\n", {}, head=head)
+        assert r.returncode != 0 and message in r.stderr and "Traceback" not in r.stderr, r.stderr[-2000:]
 
 
 def test_an_s3_url_that_matches_nothing_is_one_clear_error(tmp_path, s3, inputs):
