@@ -128,3 +128,39 @@ def test_an_unreachable_server_is_one_clear_error(tmp_path, s3):
     assert r.returncode != 0 and "Traceback" not in r.stderr, r.stderr[-3000:]
     assert "s3://inputs/*.jsonl.gz" in r.stderr and SECRET not in r.stderr
     assert not (tmp_path / "unreachable" / "logs").exists()
+
+
+def test_shards_on_s3_are_read_as_the_local_ones(tmp_path, s3, inputs):
+    """A run folder copied to object storage: `corpus shards stats/verify` and `corpus train
+    --shards s3://...` work on it (fetched once into the cache, checked against the manifest); a
+    shard changed there is reported."""
+    steps = "  - jsonl_reader: {paths: ['{root}/*.jsonl.gz']}\n  - jsonl_writer: {path: docs}\n".replace("{root}", str(inputs))
+    head = "tokenizer: {vocab_size: 500}\nshards: {val_fraction: 0.1}\n"
+    made = run(tmp_path, "made", steps, {}, tasks=1, head=head)
+    assert made.returncode == 0, made.stderr[-3000:]
+    fs = s3.fs(SECRET)
+    fs.mkdir("runs")
+    for part in ("shards", "tokenizer"):
+        fs.put(str(tmp_path / "made" / part), f"runs/made/{part}", recursive=True)
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("AWS_")}, **s3.env(SECRET),
+           "CORPUS_CACHE": str(tmp_path / "cache")}
+
+    def corpus(*args):
+        return subprocess.run([*CORPUS, *args], cwd=ROOT, capture_output=True, text=True, timeout=600, env=env)
+
+    local_stats = corpus("shards", "stats", str(tmp_path / "made" / "shards"))
+    remote_stats = corpus("shards", "stats", "s3://runs/made/shards")
+    assert remote_stats.returncode == 0, remote_stats.stderr[-2000:]
+    assert json.loads(remote_stats.stdout) == json.loads(local_stats.stdout)
+    assert corpus("shards", "verify", "s3://runs/made/shards").returncode == 0
+    trained = corpus("train", "--shards", "s3://runs/made/shards", "--output", str(tmp_path / "train"),
+                     *[x for kv in ("n_layer=1", "n_head=2", "n_embd=32", "block_size=32", "max_steps=3", "eval_interval=3",
+                                    "eval_batches=1", "threads=1", "warmup_steps=1", "sample_tokens=3") for x in ("--set", kv)])
+    assert trained.returncode == 0, trained.stderr[-3000:]
+    assert (tmp_path / "train" / "metrics.csv").read_text().strip().splitlines()[-1].startswith("3,")
+    victim = json.loads((tmp_path / "made" / "shards" / "manifest.json").read_text())["shards"][0]["file"]
+    data = bytearray(fs.cat_file(f"runs/made/shards/{victim}"))
+    data[len(data) // 2] ^= 0x01
+    fs.pipe_file(f"runs/made/shards/{victim}", bytes(data))
+    changed = corpus("shards", "verify", "s3://runs/made/shards")
+    assert changed.returncode == 1 and victim in changed.stdout + changed.stderr and "sha256 differs" in changed.stdout

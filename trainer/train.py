@@ -22,7 +22,7 @@ from loguru import logger
 from torch.nn.parallel import DistributedDataParallel as DDP
 
 from corpus.core.io import write_json
-from corpus.core.shards import read_manifest
+from corpus.core.shards import local as local_shards, read_manifest
 from corpus.trainer.checkpoint import CHECKPOINT, Progress, resume, save_checkpoint
 from corpus.trainer.config import TrainConfig
 from corpus.trainer.data import Batches, PackedTokens, tokens_per_byte
@@ -41,7 +41,7 @@ def train(shards_dir: str | Path, out_dir: str | Path, cfg: TrainConfig, stop_at
     Under ``torchrun``, every process takes ``batch_size`` windows of each global batch of
     ``batch_size x processes`` (so the result matches one process with that batch) and DDP
     averages the gradients; process 0 writes metrics, checkpoints and the sample."""
-    run = setup(Path(shards_dir), Path(out_dir), cfg)
+    run = setup(local_shards(shards_dir), Path(out_dir), cfg)  # shards on object storage: a checked local copy
     run.progress = resume(run.checkpoint, run.model, run.optimizer, cfg, run.world, run.device)
     if run.master and run.progress.step:
         logger.info(f"train: resuming from {run.checkpoint} at step {run.progress.step}")

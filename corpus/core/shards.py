@@ -17,18 +17,26 @@ tokens          list<uint16> (or uint32)     token ids, no separators
 ``manifest.json`` beside the shards lists every shard (rows, tokens, bytes, sha256), the
 totals per split, the tokenizer (path, sha256, vocab size, eos id) and the configuration that
 made them. The trainer packs documents with the tokenizer's eos id between them.
+
+Shards may be read from object storage (any fsspec URL): ``local(folder)`` fetches the manifest,
+the shards and the tokenizer it names into a local cache once, checked against the manifest's
+sha256, and every reader here (and the trainer) works on that copy, memory-mapped as usual.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
+import posixpath
+import re
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute  # noqa: F401  (pa.compute)
 
-from corpus.core.io import sha256_file
+from corpus.core.io import atomic_path, sha256_file
 
 MANIFEST = "manifest.json"
 
@@ -50,7 +58,62 @@ def schema(vocab_size: int) -> pa.Schema:
     )
 
 
+def is_url(path: str | Path) -> bool:
+    return isinstance(path, str) and re.match(r"^[A-Za-z][A-Za-z0-9+.-]*://", path) is not None and \
+        not path.startswith("file://")
+
+
+def cache_root() -> Path:
+    """Where shards read from object storage are kept: ``$CORPUS_CACHE`` or ``~/.cache/corpus``."""
+    return Path(os.environ.get("CORPUS_CACHE") or Path.home() / ".cache" / "corpus")
+
+
+def local(folder: str | Path) -> Path:
+    """A local shard folder: ``folder`` itself, or for a URL its copy in the cache. A file already
+    there is kept when its sha256 is the manifest's; any other is fetched (to a temporary name,
+    checked, then renamed). The tokenizer the manifest names comes too, at the same relative
+    place, so ``corpus.shards.tokenizer`` finds it."""
+    if not is_url(folder):
+        return Path(str(folder).removeprefix("file://"))
+    import fsspec
+
+    fs, root = fsspec.core.url_to_fs(folder.rstrip("/"))
+    key = hashlib.sha256(folder.rstrip("/").encode()).hexdigest()[:16]
+    base = cache_root() / "shards" / key  # mirrors the run folder around the shards
+    here = base / posixpath.basename(root)
+    try:
+        manifest = json.loads(fs.cat_file(f"{root}/{MANIFEST}"))
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{folder}: no {MANIFEST}; not a shard folder (or its writing did not finish)") from None
+    wanted = [(e["file"], e["sha256"]) for e in manifest["shards"]]
+    tok = manifest.get("tokenizer") or {}
+    if tok.get("path") and tok.get("sha256"):
+        wanted.append((tok["path"], tok["sha256"]))
+    for rel, sha in wanted:
+        target = Path(posixpath.normpath(f"{here}/{rel}"))
+        if base not in target.parents:
+            raise ValueError(f"{folder}: the manifest names {rel!r}, outside the run folder")
+        remote = posixpath.normpath(f"{root}/{rel}")
+        info = fs.info(remote)  # the object's version as the store tells it (size, ETag or mtime)
+        version = json.dumps({k: str(info.get(k)) for k in ("size", "ETag", "etag", "mtime", "LastModified", "md5Hash")
+                              if info.get(k) is not None}, sort_keys=True)
+        stamp = target.with_name(f".{target.name}.version")
+        if target.exists() and stamp.exists() and stamp.read_text() == version and sha256_file(target) == sha:
+            continue  # fetched before, and the object has not changed since
+        with atomic_path(target) as tmp:
+            fs.get_file(remote, str(tmp))
+            if sha256_file(tmp) != sha:
+                raise ValueError(f"{folder}/{rel}: sha256 differs from the manifest (the file changed or is corrupt)")
+        stamp.write_text(version)
+    with atomic_path(here / MANIFEST) as tmp:
+        tmp.write_text(json.dumps(manifest))
+    return here
+
+
 def read_manifest(folder: str | Path) -> dict:
+    """The manifest of a local shard folder, or of one at a URL."""
+    if is_url(folder):
+        folder = local(folder)
     path = Path(folder) / MANIFEST
     if not path.exists():
         raise FileNotFoundError(f"{folder}: no {MANIFEST}; not a shard folder (or its writing did not finish)")
@@ -89,7 +152,7 @@ def stats(folder: str | Path) -> dict:
     """Totals per split, bytes per token, languages, document lengths and quality scores."""
     import pyarrow.compute as pc
 
-    folder = Path(folder)
+    folder = local(folder)
     manifest = read_manifest(folder)
     out = {"tokenizer": manifest["tokenizer"], "dtype": manifest["dtype"], "shards": len(manifest["shards"]), "splits": {}}
     for split, totals in manifest["totals"].items():
@@ -116,9 +179,10 @@ def stats(folder: str | Path) -> dict:
 def verify(folder: str | Path) -> list[str]:
     """Problems found, as messages naming the shard: a changed byte (sha256), a shard that does
     not open, rows or tokens that differ from the manifest, a missing or unlisted shard."""
-
-
-    folder = Path(folder)
+    try:
+        folder = local(folder)
+    except ValueError as e:  # a shard on object storage that is not what the manifest says
+        return [str(e)]
     manifest = read_manifest(folder)
     problems = []
     listed = set()
