@@ -11,9 +11,14 @@ made for it, so that dates, prices, versions and order numbers stay:
   code anywhere, others as numbers of ``regions`` (default CN, US, GB, RU, DE, JP). Digits
   alone or between dots need a word that says phone before them, except a US-style
   ``555.123.4567`` and an 11-digit mobile number (``13800138000``, ``89161234567``); a dotted
-  quad (an IP address, a netmask), a date, a list of small numbers or an ISBN is no phone number;
+  quad (an IP address, a netmask), a date, a list of small numbers, a run of four or more numbers
+  of one or two digits (``10 11 12 13 14``: a count, a table row; French-style ``01 23 45 67 89``
+  needs a word that says phone), an amount in thousands groups with a decimal fraction
+  (``123 456 789.00``, ``1 234 567,89``) or an ISBN is no phone number;
 - ``ip``: IPv4 and IPv6 addresses that ``ipaddress`` accepts, public ones only unless
-  ``private_ip``; four numbers under 20, the first under 4 (``3.1.1.3``, ``1.2.0.1``), are a version;
+  ``private_ip``; four numbers under 20, the first under 4 (``3.1.1.3``, ``1.2.0.1``), are a version,
+  and so is any dotted quad after a word that names a section or a version ("section 6.4.4.2",
+  "version 4.2.2.1", "п. 5.1.2.3") or starting a line as a heading's number ("6.4.4.2. Floating");
 - ``cn_id``: 18-character Chinese resident ID numbers with a check digit, a birth date and a
   province code that are valid (``python-stdnum``'s ``cn.ric`` check digit and date; its county
   check is left out: it wants the county code to exist in the birth year, while the code is
@@ -24,6 +29,10 @@ made for it, so that dates, prices, versions and order numbers stay:
 - ``iban``: IBANs that pass ISO 13616's check (``stdnum.iban``);
 - ``secret``: credentials in URLs (``user:password@``) and well-known key shapes (AWS access
   keys, GitHub, Slack, Google API, Stripe and OpenAI-style keys, PEM private keys).
+
+Digits of a longer number are none of these: no phone, card or ID candidate starts right after a
+digit and a decimal point (the fraction of ``0.37866875250654886``, ``5.5511151231257827e-017``), and
+no card or ID goes on into a decimal fraction or an exponent (``4539148803436467.5``, ``...e-17``).
 
 ``replace: placeholder`` (the default) puts ``<EMAIL>``, ``<PHONE>``, ``<IP>``, ``<CN_ID>``,
 ``<CARD>``, ``<IBAN>`` or ``<SECRET>`` in place and keeps the document; the funnel counts the
@@ -59,14 +68,17 @@ EMAIL = regex.compile(rf"(?V1)(?<![[\w.%+\-]--[{_CJK}]])[[\w.%+\-]--[{_CJK}]]{{1
 # a phone candidate: an optional +, then digits with the separators numbers are written with
 # (one separator between digits, or a bracket with a space: "8 (912) 345-67-89"; two spaces end a number)
 # (and an extension), not in the middle of a word or a case number ("Ф04-7265/2007")
-PHONE = regex.compile(r"(?<![\w+])(?<!\w[\-/])(?P<main>\+?(?:\(\d{1,4}\)[ \u00a0\u3000.\-]?)?\d"
+PHONE = regex.compile(r"(?<![\w+])(?<!\w[\-/])(?<!\d\.)(?P<main>\+?(?:\(\d{1,4}\)[ \u00a0\u3000.\-]?)?\d"
                       r"(?:(?:[ \u00a0\u3000.\-/]|[ \u00a0]?\(|\)[ \u00a0\-]?)?\d){6,16})"
                       r"(?:[ \u00a0]?(?:x|ext\.?|доб\.?)[ \u00a0]?\d{1,6})?(?![\w])")
 # an address may end a sentence ("from 8.8.8.8."), not go on into more numbers or a name ("1.0.0.127.in-addr")
 IPV4 = regex.compile(r"(?<![\w.])(?:\d{1,3}\.){3}\d{1,3}(?!\w|\.\w)")
 IPV6 = regex.compile(r"(?<![\w:])(?:[0-9A-Fa-f]{0,4}:){2,7}[0-9A-Fa-f]{0,4}(?![\w:])")
-CN_ID = regex.compile(r"(?<!\d)\d{17}[\dXx](?![\dA-Za-z])")
-CARD = regex.compile(r"(?<![\d-])(?:(?:\d{4}[ -]){3,4}\d{1,4}|\d{4}([ -])\d{6}\1\d{4,5}|\d{13,19})(?![\d-])")
+# digits after a decimal point, or followed by a fraction or an exponent, belong to a longer number
+_NOT_IN_NUMBER = r"(?!\.\d|[eE][+\-]?\d)"
+CN_ID = regex.compile(r"(?<!\d)(?<!\d\.)\d{17}[\dXx](?![\dA-Za-z])" + _NOT_IN_NUMBER)
+CARD = regex.compile(r"(?<![\d-])(?<!\d\.)(?:(?:\d{4}[ -]){3,4}\d{1,4}|\d{4}([ -])\d{6}\1\d{4,5}|\d{13,19})(?![\d-])"
+                     + _NOT_IN_NUMBER)
 IBAN = regex.compile(r"(?<![A-Z0-9])[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,3})?(?![A-Za-z0-9])")
 # each with the strings a text must hold to be worth searching: one alternation of them all
 # tried at every character ran at 5 MB/s, slower than all the other types together
@@ -97,6 +109,18 @@ DATE = regex.compile(r"(?<!\d)(?:(?:19|20)\d\d([\-./])(?:0?[1-9]|1[0-2])\1(?:0?[
                      r"|(?:(?:0?[1-9]|[12]\d|3[01])([\-./])(?:0?[1-9]|1[0-2])\2(?:19|20)?\d\d"
                      r"|(?:0?[1-9]|1[0-2])([\-/])(?:0?[1-9]|[12]\d|3[01])\3(?:19|20)\d\d)(?![.\-/]?\d))")
 SMALL_NUMBERS = regex.compile(r"(?:(?<!\d)\d(?!\d).*){3}")
+# four or more numbers of one or two digits between spaces: a count ("10 11 12 13 14"), a table row
+SHORT_GROUPS = regex.compile(r"\d{1,2}(?:[ \u00a0\u3000]\d{1,2}){3,}")
+# an amount: thousands in groups of three, then a decimal fraction with another mark ("123 456 789.00",
+# "1 234 567,89", "1.234.567,89"); matched on the candidate and what follows it
+AMOUNT = regex.compile(r"\d{1,3}(?:(?P<g>[ \u00a0\u202f.'])\d{3})+(?!(?P=g))[.,]\d{1,2}(?!\d)")
+# a dotted quad after a word that names a section, a clause or a version is a number of those
+SECTION_WORDS = regex.compile(r"(?:\b(?:(?:sub)?sections?|sec|chapters?|chap|ch|clauses?|paragraphs?|para|"
+                              r"articles?|art|fig|appendix|annex|parts?|versions?|ver|releases?|rev|revision|build|"
+                              r"(?:под)?раздел\w*|пункт\w*|п|стать[яиюе]|ст|верси\w*)\.?|§)[\s\u00a0]*$", regex.I)
+# ... and so is one that starts a line and is followed by a period and a capitalized title (a heading)
+LINE_START = regex.compile(r"\n[ \t]*$")
+HEADING_AFTER = regex.compile(r"\.[ \t\u00a0]+\p{Lu}")
 AFTER_DECIMAL_POINT = regex.compile(r"\d\.$")
 
 
@@ -133,6 +157,17 @@ def _cn_province(code: str) -> bool:
     from stdnum import numdb
 
     return any("province" in props for _, props in numdb.get("cn/loc").info(code))
+
+
+def _not_a_section(text: str, m: regex.Match) -> bool:
+    """Whether a dotted quad may be an address: not after a word that names a section or a version,
+    not the number of a heading or a table of contents line ("6.4.4.2. Floating constants")."""
+    start = m.start()
+    if SECTION_WORDS.search(text, max(0, start - 16), start):
+        return False
+    before = text[max(0, start - 8):start]
+    at_line_start = bool(LINE_START.search(before)) or (start <= 8 and not before.strip(" \t"))
+    return not (at_line_start and HEADING_AFTER.match(text, m.end()))
 
 
 def _digits(s: str) -> str:
@@ -175,7 +210,8 @@ class PiiFinder:
         spans: list[tuple[int, int, str]] = []
         for kind, pattern, valid, worth in self._rules:
             if worth is None or worth(text):
-                spans += [(m.start(), m.end(), kind) for m in pattern.finditer(text) if valid is None or valid(m.group())]
+                spans += [(m.start(), m.end(), kind) for m in pattern.finditer(text)
+                          if valid is None or valid(m.group()) and (pattern is not IPV4 or _not_a_section(text, m))]
         if "phone" in self.types:
             spans += self._phones(text)
         return _non_overlapping(spans)
@@ -185,11 +221,15 @@ class PiiFinder:
         for m in PHONE.finditer(text):
             main = m.group("main")
             if (DOTTED_QUAD.search(main) or DATE.search(main) or SMALL_NUMBERS.match(main)
+                    or AMOUNT.match(text, m.start())
                     or NOT_PHONE_WORDS.search(text[max(0, m.start() - 12):m.start()])):
+                continue
+            named = bool(PHONE_WORDS.search(text[max(0, m.start() - 24):m.start()]))
+            if SHORT_GROUPS.fullmatch(main) and not named:
                 continue
             # digits alone, or between dots: a timestamp, a DOI, a big number, unless named a phone
             # or a mobile number as people write them, 11 digits ("13800138000", "89161234567")
-            weak = not _strong_phone(main) and not PHONE_WORDS.search(text[max(0, m.start() - 24):m.start()])
+            weak = not _strong_phone(main) and not named
             if weak and not (len(main) == 11 and main.isdigit()):
                 continue
             # the matcher sees the candidate with some context: it refuses dates and times by what

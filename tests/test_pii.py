@@ -94,6 +94,16 @@ def test_text_full_of_numbers_that_are_not_personal_data_keeps_them():
     # dates glued to times, number lists, versions, decimals, ISBNs, case numbers: no personal data
     ("2018-11-1509:01近日 Old 04-24-2009, 12:30 AM 27.09.2015 10:44 1 3 6 10 5 9 2 7 4 8", []),
     ("zlib 1.2.0.1, [GCC 2.96 20000731], ISBN 0-596-00797-3, Дело N Ф04-7265/2007", []),
+    # the digits of a longer number: a fraction, one in scientific notation (they pass Luhn, an ID's checks)
+    ("mean 0.4539148803436467 s, 2.5500000000000004e-05 and 7.378282246310005e+21", []),
+    ("ID 110105198001010016, x 3.440304197510231534 and 440304197510231534.25", [("110105198001010016", "cn_id")]),
+    # a run of one- or two-digit numbers (a count, a table row); amounts in thousands groups
+    ("row 21 22 23 24 25 26 then 10 20 30 40 50 ...", []),
+    ("cost 164 020 300,54 руб., Total: 495 691 371 245.76 USD", []),
+    # dotted section numbers are not addresses; an address ending a sentence still is
+    ("see clause 5.1.4.2, section 7.3.2.1 and § 9.4.1.2; server 9.9.9.9.", [("9.9.9.9", "ip")]),
+    ("6.4.4.2. Floating constants\n  9.26.3.1. Examples\nResolver: 8.8.4.4. Then\n9.9.9.9 Quad9",
+     [("8.8.4.4", "ip"), ("9.9.9.9", "ip")]),
 ])
 def test_formats_pages_write_and_numbers_that_only_look_like_them(text, expected):
     assert [(text[a:b], kind) for a, b, kind in PiiFinder().find(text)] == expected
