@@ -3,6 +3,7 @@ English and Chinese; recall per edit, clean pages flagged, documents per second,
 ``decontaminate`` and, side by side in the same run, datatrove's ``NGramsDecontFilter``.
 
     python bench/decontam.py [--half test|dev] [--repeat 3]    # pip install -e '.[bench]'
+    python bench/decontam.py --scale                          # time and memory as inputs grow
 
 Evaluation sets:
 
@@ -27,6 +28,11 @@ English; spaCy with jieba for Chinese: ``pip install jieba``), ours with its own
 (Chinese: 33 characters). No parameter of ours was tuned on these pages: n = 13 is GPT-3's and
 datatrove's choice, 2.5 n for CJK the issue's. Documents per second: one process, each tool
 over the clean pages of a language, median of ``--repeat`` runs.
+
+``--scale`` measures how each tool grows, each in a fresh process: with the evaluation sets
+above (about 1,000 items) and ten times as many (every HPLT excerpt of the seven languages and
+the Python documentation's paragraphs as items), over the clean pages once and four times:
+index build seconds, pages per second and the process's peak RSS.
 """
 
 from __future__ import annotations
@@ -181,12 +187,65 @@ class Datatrove:
         return result is not True and not (isinstance(result, tuple) and result[0])
 
 
+def many_items(shared: Path) -> dict[str, list[dict]]:
+    """About ten thousand items: every HPLT excerpt (seven languages) and the Python documentation's
+    paragraphs of over 200 characters, cut like the web items."""
+    items = []
+    rows = [json.loads(line) for line in open(shared / "web-quality" / "hplt2-excerpts.jsonl", encoding="utf-8")]
+    texts = [(r["text"], r["lang"].split("_")[1] in ("Hans", "Hant", "Jpan")) for r in rows]
+    for page in sorted((shared / "sites" / "python-docs" / "_sources").rglob("*.txt")):
+        texts += [(para, False) for para in page.read_text(encoding="utf-8").split("\n\n") if len(para) > 200]
+    for k, (text, zh) in enumerate(texts):
+        text = text[:400]
+        cut = len(text) * 6 // 10
+        items.append({"id": str(k), "prompt": text[:cut], "answer": text[cut:], "zh": zh})
+    return {"many": items}
+
+
+def _scale_child(tool_cls, sets, pages: list[tuple[str, str]], copies: list[int], conn) -> None:
+    import resource
+
+    with tempfile.TemporaryDirectory() as tmp:
+        t0 = time.perf_counter()
+        tool = tool_cls(sets, Path(tmp))
+        out = {"build_s": time.perf_counter() - t0, "pages_per_s": {}}
+        for n in copies:
+            t0 = time.perf_counter()
+            for _ in range(n):
+                for lang, text in pages:
+                    tool.flags(text, lang)
+            out["pages_per_s"][n] = n * len(pages) / (time.perf_counter() - t0)
+        out["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    conn.send(out)
+
+
+def scale(shared: Path, half: str) -> None:
+    from bench.common import in_child
+
+    sets, clean = load(shared, half)
+    pages = [(lang, p) for lang, texts in clean.items() for p in texts]
+    sizes = {"evaluation sets above": sets, "ten times the items": many_items(shared)}
+    copies = [1, 4]
+    print(f"clean pages: {len(pages)} ({sum(len(p.encode()) for _, p in pages) / 1e6:.1f} MB), once and 4 times\n")
+    print("| tool | items | index build s | pages/s, pages x1 | pages/s, pages x4 | peak RSS MB |")
+    print("| --- | --- | --- | --- | --- | --- |")
+    for label, chosen in sizes.items():
+        n_items = sum(len(v) for v in chosen.values())
+        for tool_cls in (Ours, Datatrove):
+            r = in_child(_scale_child, tool_cls, chosen, pages, copies)
+            print(f"| {tool_cls.name} | {n_items:,} ({label}) | {r['build_s']:.1f} | {r['pages_per_s'][1]:,.0f} | "
+                  f"{r['pages_per_s'][4]:,.0f} | {r['peak_rss_mb']:,.0f} |", flush=True)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--half", choices=["test", "dev"], default="test")
     ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--scale", action="store_true", help="time and memory as the items and the pages grow")
     args = ap.parse_args()
     shared = require_shared()
+    if args.scale:
+        return scale(shared, args.half)
     sets, clean = load(shared, args.half)
     cases = planted(sets, clean)
     print(f"{', '.join(f'{k}: {len(v)} items' for k, v in sets.items())}; clean pages: "

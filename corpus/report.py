@@ -224,7 +224,7 @@ def decontamination_section(run: Path, shown: int = 10) -> str:
     table = _table(["evaluation set", "documents matched", "items matched"],
                    [[k, len(docs[k]), len(items[k])] for k in sorted(docs)])
     rows = "".join(f"<li>{html.escape(m['id'])} ({m['action']}): {html.escape(m['eval_set'])} item "
-                   f"{html.escape(m['item'])}, {m['ngrams_hit']} n-grams, e.g. <q>{html.escape(m['ngrams'][0])}</q></li>"
+                   f"{html.escape(m['item'])}, {m['ngrams_hit']} n-grams: <q>{html.escape(m['spans'][0][:200])}</q></li>"
                    for m in first)
     return f"<h2>Decontamination</h2>{table}<p>First matches (all in {path.name}):</p><ul>{rows}</ul>"
 

@@ -23,8 +23,9 @@ with the step. A document whose text holds any of those n-grams matched that ite
 ``action: drop`` (the default) drops a matched document (funnel reason
 ``contaminated_<name>``); ``action: report`` keeps it, with ``metadata.contamination``
 naming the sets. Either way the step counts matched documents per set
-(``contaminated_<name>``) and each task writes its matches (document id, set, item, the
-n-grams hit) to the run folder; the runner gathers them into ``decontamination.jsonl``.
+(``contaminated_<name>``) and each task writes its matches (document id, set, item,
+how many of its n-grams, the matched text) to the run folder; the runner gathers them into
+``decontamination.jsonl``.
 """
 
 from __future__ import annotations
@@ -50,12 +51,28 @@ CJK_CHAR = r"\p{Han}\p{Hiragana}\p{Katakana}"
 TOKEN = regex.compile(rf"[{CJK_CHAR}]|[^\s\p{{P}}\p{{S}}{CJK_CHAR}]+")
 IS_CJK = regex.compile(rf"[{CJK_CHAR}]")
 CJK_FACTOR = 2.5
-SHOWN_NGRAMS = 5  # n-grams listed per match in decontamination.jsonl
+SHOWN_SPANS, SPAN_CHARS = 3, 300  # matched text listed per match in decontamination.jsonl
+
+
+@dataclass(frozen=True)
+class Match:
+    ngrams: int  # n-grams of the item found in the document
+    spans: list[str]  # the matched text, normalised: runs of those n-grams merged
 
 
 def tokens(text: str) -> list[str]:
     """Normalised tokens: NFKC, case folded, no punctuation or symbols; CJK characters one by one."""
     return TOKEN.findall(unicodedata.normalize("NFKC", text).casefold())
+
+
+def _join(toks: list[str]) -> str:
+    """Normalised tokens back to text: CJK characters side by side, words with a space."""
+    out = []
+    for i, t in enumerate(toks):
+        if i and not (IS_CJK.match(t) and IS_CJK.match(toks[i - 1])):
+            out.append(" ")
+        out.append(t)
+    return "".join(out)
 
 
 def _token_hashes(toks: list[str]) -> np.ndarray:
@@ -266,9 +283,9 @@ class Decontaminate(Filter):
                 for name in sets:
                     self.stat_update(f"contaminated_{_safe(name)}")
                 matches += [{"id": doc.id, "eval_set": self.index.sets[self.index.items[item][0]],
-                             "item": self.index.items[item][1], "ngrams_hit": len(grams),
-                             "ngrams": grams[:SHOWN_NGRAMS], "action": self.action}
-                            for item, grams in found.items()]
+                             "item": self.index.items[item][1], "ngrams_hit": m.ngrams, "spans": m.spans,
+                             "action": self.action}
+                            for item, m in found.items()]
                 if self.action == "report":
                     doc.metadata["contamination"] = sets
                     self.kept()
@@ -285,15 +302,25 @@ class Decontaminate(Filter):
                 with open(tmp, "w", encoding="utf-8") as f:
                     f.writelines(json.dumps(m, ensure_ascii=False) + "\n" for m in matches)
 
-    def find(self, text: str) -> dict[int, list[str]]:
-        """The items whose n-grams ``text`` holds, each with those n-grams (normalised)."""
+    def find(self, text: str) -> dict[int, Match]:
+        """The items whose n-grams ``text`` holds: for each, how many n-grams, and the matched
+        text (runs of overlapping n-grams merged into spans of normalised tokens, longest first)."""
         toks = tokens(text)
         hashed = _token_hashes(toks)
-        found: dict[int, list[str]] = {}
+        hits: dict[int, list[tuple[int, int]]] = {}
         for size in sorted(self.index.lengths):
             for pos, item in self.index.lookup(ngram_hashes(hashed, size)):
-                joiner = "" if IS_CJK.match(toks[pos]) else " "
-                found.setdefault(item, []).append(joiner.join(toks[pos:pos + size]))
+                hits.setdefault(item, []).append((pos, pos + size))
+        found = {}
+        for item, ranges in hits.items():
+            spans: list[list[int]] = []
+            for start, end in sorted(ranges):
+                if spans and start <= spans[-1][1]:
+                    spans[-1][1] = max(spans[-1][1], end)
+                else:
+                    spans.append([start, end])
+            spans.sort(key=lambda ab: ab[0] - ab[1])
+            found[item] = Match(len(ranges), [_join(toks[a:b])[:SPAN_CHARS] for a, b in spans[:SHOWN_SPANS]])
         return found
 
     def filter(self, doc: Document) -> bool:  # the step reports its matches (run)

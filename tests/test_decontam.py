@@ -14,7 +14,7 @@ import subprocess
 
 import pytest
 
-from corpus.filters.decontam import Decontaminate, tokens
+from corpus.filters.decontam import SPAN_CHARS, Decontaminate, _join, tokens
 from tests.conftest import CORPUS, ROOT, shared_path
 
 LANG = {"zh": "zho_Hans", "en": "eng_Latn"}
@@ -132,6 +132,9 @@ def test_a_run_counts_lists_and_reports_matches(tmp_path, action):
         assert sorted((m["id"], m["item"]) for m in matches) == [
             ("d17", items[2]["id"]), ("d3", items[3]["id"]), ("d30", items[0]["id"])]
     assert all(m["eval_set"] == "webqa" and m["ngrams_hit"] > 10 and m["action"] == action for m in matches)
+    quoted = {"d3": items[3], "d17": items[2], "d30": items[0]}
+    for m in matches:  # the matched text is the whole quoted item, normalised (its first SPAN_CHARS)
+        assert m["spans"][0] == _join(tokens(quoted[m["id"]]["question"] + " " + quoted[m["id"]]["answer"]))[:SPAN_CHARS]
     step = json.loads((out / "summary.json").read_text())["steps"][1]
     assert step["counters"]["contaminated_webqa"] == 3
     if action == "drop":
