@@ -23,7 +23,7 @@ import json
 import math
 import shutil
 import statistics
-from dataclasses import asdict, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import yaml
@@ -39,19 +39,50 @@ def _digest(text: str) -> str:
     return hashlib.blake2b(" ".join(text.split()).encode(), digest_size=16).hexdigest()
 
 
-def eval_text(path: str, key: str | None = None) -> tuple[str, set[str]]:
-    """The evaluation text (documents joined by blank lines) and the digests of its documents;
-    with ``key``, only the documents whose metadata ``key`` is true (e.g. human ``keep`` labels)."""
+@dataclass
+class EvalSet:
+    """One ``--eval`` set: its text as a whole (``all``) and per language, when its documents say
+    their language (metadata ``language`` or ``lang``), and the digests of its documents."""
+
+    name: str
+    path: str
+    groups: dict[str, str]
+    digests: set[str]
+
+    @property
+    def key(self) -> str:
+        return _digest("\x00".join(f"{k}\x01{v}" for k, v in sorted(self.groups.items())))
+
+
+LANGUAGE_KEYS = ("language", "lang")
+
+
+def eval_set(path: str, key: str | None = None) -> EvalSet:
+    """The evaluation text (documents joined by blank lines), per language too, and the digests of
+    its documents; with ``key``, only the documents whose metadata ``key`` is true (e.g. human
+    ``keep`` labels)."""
     from corpus.readers import documents
 
     p = Path(path)
+    name = p.name.split(".")[0] or "eval"
     if key is None and p.is_file() and p.suffix in (".txt", ".md", ".text"):
         text = p.read_text(encoding="utf-8")
-        return text, {_digest(text)}
-    docs = [d.text for d in documents([path]) if d.text.strip() and (key is None or d.metadata.get(key) is True)]
+        return EvalSet(name, path, {"all": text}, {_digest(text)})
+    docs = [d for d in documents([path]) if d.text.strip() and (key is None or d.metadata.get(key) is True)]
     if not docs:
         raise ValueError(f"--eval {path}: no documents" + (f" with {key!r} true" if key else ""))
-    return "\n\n".join(docs), {_digest(t) for t in docs}
+    groups: dict[str, list[str]] = {"all": [d.text for d in docs]}
+    for d in docs:
+        language = next((str(d.metadata[k]) for k in LANGUAGE_KEYS if d.metadata.get(k)), None)
+        if language:
+            groups.setdefault(language, []).append(d.text)
+    return EvalSet(name, path, {k: "\n\n".join(v) for k, v in groups.items()}, {_digest(d.text) for d in docs})
+
+
+def eval_text(path: str, key: str | None = None) -> tuple[str, set[str]]:
+    """The evaluation text of one set as a whole, and the digests of its documents."""
+    es = eval_set(path, key)
+    return es.groups["all"], es.digests
 
 
 def write_training_docs(source: Path, target: Path, exclude: set[str]) -> tuple[int, int]:
@@ -96,14 +127,93 @@ def verdict(raw: list[float], curated: list[float]) -> tuple[str, float, float |
     if len(raw) < 2 or len(curated) < 2:
         return (f"curated {'better' if diff > 0 else 'worse'} by {abs(diff):.4f} bits per byte; one seed per arm "
                 "gives no estimate of seed noise (use --seeds 3 or more)"), diff, None
-    se = math.sqrt(statistics.variance(raw) / len(raw) + statistics.variance(curated) / len(curated))
+    var = statistics.variance(raw) / len(raw) + statistics.variance(curated) / len(curated)
+    se = math.sqrt(var)
     size = "larger" if abs(diff) > 2 * se else "smaller"
-    return (f"curated {'better' if diff > 0 else 'worse'} by {abs(diff):.4f} bits per byte, {size} than seed "
-            f"noise (2 standard errors = {2 * se:.4f})"), diff, se
+    words = (f"curated {'better' if diff > 0 else 'worse'} by {abs(diff):.4f} bits per byte, {size} than seed "
+             f"noise (2 standard errors = {2 * se:.4f})")
+    if size == "smaller" and diff:  # seeds per arm at which 2 SE would fall below this difference, at this spread
+        n = math.ceil(4 * (statistics.variance(raw) + statistics.variance(curated)) / diff ** 2)
+        words += f"; at this spread about {n} seeds per arm would separate a difference this large"
+    return words, diff, se
 
 
-def ablate(run_dir: str | Path, eval_path: str, tokens: int, seeds: int = 3, overrides: dict | None = None,
-           eval_key: str | None = None) -> dict:
+def _summary(scores: dict[str, list[float]]) -> dict:
+    """Per arm: the seeds' bits per byte, their mean and spread; the difference and its verdict."""
+    out = {"arms": {arm: {"bpb": b, "mean_bpb": round(statistics.mean(b), 4),
+                          "std_bpb": round(statistics.stdev(b), 4) if len(b) > 1 else 0.0}
+                    for arm, b in scores.items()}}
+    words, diff, se = verdict(scores["raw"], scores["curated"])
+    out.update(difference_bpb=round(diff, 4), standard_error_bpb=round(se, 4) if se is not None else None, verdict=words)
+    return out
+
+
+def _language_labeler(run: Path):
+    """The run's own language_id step (its settings from pipeline.yaml), to label raw documents
+    the way the curated ones were labelled; the default one if the run had none."""
+    from corpus import catalog
+
+    pipeline_file = RunDir(run).pipeline_file
+    steps = (yaml.safe_load(pipeline_file.read_text()) or {}).get("steps", []) if pipeline_file.exists() else []
+    params = next((dict(s["language_id"] or {}) for s in steps if isinstance(s, dict) and "language_id" in s), {})
+    return catalog.steps()["language_id"](**params)
+
+
+def token_shares(rows: list[dict], counts: list[int]) -> dict[str, float]:
+    total = sum(counts) or 1
+    shares: dict[str, float] = {}
+    for row, n in zip(rows, counts):
+        lang = row.get("metadata", {}).get("language") or "?"
+        shares[lang] = shares.get(lang, 0.0) + n / total
+    return {k: round(v, 4) for k, v in sorted(shares.items(), key=lambda kv: -kv[1])}
+
+
+def match_languages(raw_dir: Path, curated_dir: Path, tokenizer: Path, labeler) -> dict[str, float]:
+    """Rewrite the raw arm's documents so that each language's share of its tokens is the curated
+    arm's: the raw documents are labelled by the run's language step, and per language the first
+    ones in a fixed order (their digests) are kept, as many as the curated mix allows. Returns the
+    raw arm's shares after matching."""
+    from datatrove.data import Document
+
+    from corpus.core.io import atomic_path
+
+    target = token_shares(*_rows_and_tokens(curated_dir, tokenizer))
+    raw, raw_tokens = _rows_and_tokens(raw_dir, tokenizer)
+    labelled = labeler.run(iter(Document(text=r["text"], id=r["id"]) for r in raw))
+    for row, doc in zip(raw, labelled):
+        row.setdefault("metadata", {})["language"] = doc.metadata.get("language") or "?"
+    by_lang: dict[str, list[int]] = {}
+    for i, row in enumerate(raw):
+        by_lang.setdefault(row["metadata"]["language"], []).append(i)
+    available = {lang: sum(raw_tokens[i] for i in idx) for lang, idx in by_lang.items()}
+    missing = [lang for lang, share in target.items() if share > 0 and not available.get(lang)]
+    if missing:
+        raise ValueError(f"--match-languages: the raw documents have no text in {', '.join(missing)}, which the "
+                         "curated ones have")
+    total = min(available[lang] / share for lang, share in target.items() if share > 0)
+    from corpus.tokenizer.sp import Tokenizer
+
+    tok = Tokenizer(tokenizer)
+    keep: list[tuple[int, dict, int]] = []  # (position, row, tokens)
+    for lang, share in target.items():
+        want = round(share * total)
+        for i in sorted(by_lang[lang], key=lambda i: _digest(raw[i]["text"])):
+            if want <= 0:
+                break
+            row, n = raw[i], raw_tokens[i]
+            if n > want:  # the last document of a language is cut to the tokens its share has left
+                row = {**row, "text": tok.decode(tok.encode(row["text"])[:want])}
+                n = want
+            keep.append((i, row, n))
+            want -= n
+    keep.sort(key=lambda k: k[0])
+    with atomic_path(raw_dir / "docs.jsonl") as tmp:
+        tmp.write_text("".join(json.dumps(row, ensure_ascii=False) + "\n" for _, row, _ in keep), encoding="utf-8")
+    return token_shares([row for _, row, _ in keep], [n for _, _, n in keep])
+
+
+def ablate(run_dir: str | Path, eval_paths: str | list[str], tokens: int, seeds: int = 3,
+           overrides: dict | None = None, eval_key: str | None = None, match: bool = False) -> dict:
     from corpus.tokenizer.encode import ShardsConfig, write_shards
     from corpus.trainer.evaluate import evaluate_text
     from corpus.trainer.train import train
@@ -119,17 +229,24 @@ def ablate(run_dir: str | Path, eval_path: str, tokens: int, seeds: int = 3, ove
     if not any(sources["raw"].glob("*.jsonl*")):
         raise FileNotFoundError(f"{run}: no raw/ documents; run the pipeline with save_raw: true "
                                 f"(corpus run PIPELINE --set save_raw=true) to keep them")
-    text, exclude = eval_text(eval_path, eval_key)
+    evals = [eval_set(p, eval_key) for p in ([eval_paths] if isinstance(eval_paths, str) else eval_paths)]
+    names = [e.name for e in evals]
+    for i, e in enumerate(evals):  # two files of one name: the second is told apart by its position
+        if names.count(e.name) > 1:
+            e.name = f"{e.name}-{i + 1}"
+    exclude = set().union(*(e.digests for e in evals))
     cfg = train_config(run, tokens, overrides)
     out = rd.ablation
-    arms = {}
-    for arm in ARMS:
+    arms, shares = {}, {}
+    for arm in ("curated", "raw"):  # curated first: the raw arm may be matched to its language mix
         docs_dir = out / arm / "docs"
         written, left_out = write_training_docs(sources[arm], docs_dir, exclude)
+        if arm == "raw" and match:
+            shares["raw"] = match_languages(docs_dir, out / "curated" / "docs", tokenizer, _language_labeler(run))
+            written = sum(1 for line in (docs_dir / "docs.jsonl").read_text(encoding="utf-8").splitlines() if line)
         if written == 0:
             raise ValueError(f"the {arm} documents ({sources[arm]}) are empty after removing the evaluation text")
-        data = {"docs_sha256": sha256_file(docs_dir / "docs.jsonl"), "eval_sha256": _digest(text),
-                "tokenizer_sha256": sha256_file(tokenizer)}
+        data = {"docs_sha256": sha256_file(docs_dir / "docs.jsonl"), "tokenizer_sha256": sha256_file(tokenizer)}
         shards = out / arm / "shards"
         if (shards / "data.json").exists() and json.loads((shards / "data.json").read_text()) != data:
             shutil.rmtree(shards)  # other documents than last time: encode them again
@@ -140,33 +257,46 @@ def ablate(run_dir: str | Path, eval_path: str, tokens: int, seeds: int = 3, ove
             seed_dir = out / arm / f"seed{seed}"
             done = seed_dir / "ablation_eval.json"
             key = {"config": asdict(replace(cfg, seed=seed)), **data}
-            if done.exists():
-                entry = json.loads(done.read_text())
-                if entry.get("key") == key:
-                    results.append(entry)
-                    continue
-            if seed_dir.exists():
-                shutil.rmtree(seed_dir)  # a model of other settings or data: never resume from it
-            logger.info(f"ablate: training on {arm} documents, seed {seed} ({cfg.max_steps} steps)")
-            trained = train(shards, seed_dir, replace(cfg, seed=seed))
-            scored = evaluate_text(trained["checkpoint"], text, device=cfg.device)
-            entry = {"arm": arm, "seed": seed, "bpb": scored["bits_per_byte"], "loss": scored["loss"],
-                     "steps": trained["steps"], "tokens_trained": trained["steps"] * trained["tokens_per_step"],
-                     "key": key}
+            entry = json.loads(done.read_text()) if done.exists() else {}
+            if entry.get("key") != key:
+                if seed_dir.exists():
+                    shutil.rmtree(seed_dir)  # a model of other settings or data: never resume from it
+                logger.info(f"ablate: training on {arm} documents, seed {seed} ({cfg.max_steps} steps)")
+                trained = train(shards, seed_dir, replace(cfg, seed=seed))
+                entry = {"arm": arm, "seed": seed, "checkpoint": str(trained["checkpoint"]), "steps": trained["steps"],
+                         "tokens_trained": trained["steps"] * trained["tokens_per_step"], "key": key, "scores": {}}
+            for e in evals:  # scores of this model on each set and each of its languages, kept by set content
+                if e.key not in entry.setdefault("scores", {}):
+                    entry["scores"][e.key] = {group: evaluate_text(entry["checkpoint"], text, device=cfg.device)["bits_per_byte"]
+                                              for group, text in e.groups.items()}
             write_json(done, entry)
             results.append(entry)
-        bpb = [r["bpb"] for r in results]
         arms[arm] = {"documents": written, "left_out_as_eval_text": left_out,
                      "tokens_available": manifest["totals"]["train"]["tokens"],
-                     "tokens_trained": results[0]["tokens_trained"], "bpb": bpb,
-                     "mean_bpb": round(statistics.mean(bpb), 4),
-                     "std_bpb": round(statistics.stdev(bpb), 4) if len(bpb) > 1 else 0.0}
-    words, diff, se = verdict(arms["raw"]["bpb"], arms["curated"]["bpb"])
-    result = {"eval": str(eval_path), "eval_key": eval_key, "eval_documents": len(exclude), "eval_bytes": len(text.encode("utf-8")), "tokens": tokens, "seeds": seeds,
+                     "tokens_trained": results[0]["tokens_trained"], "results": results}
+    scored = {}
+    for e in evals:
+        one = {"path": str(e.path), "documents": len(e.digests), "bytes": len(e.groups["all"].encode("utf-8")),
+               **_summary({arm: [r["scores"][e.key]["all"] for r in arms[arm]["results"]] for arm in ARMS}),
+               "languages": {}}
+        for group in sorted(g for g in e.groups if g != "all"):
+            one["languages"][group] = {"bytes": len(e.groups[group].encode("utf-8")),
+                                       **_summary({arm: [r["scores"][e.key][group] for r in arms[arm]["results"]]
+                                                   for arm in ARMS})}
+        scored[e.name] = one
+    first = scored[evals[0].name]
+    for arm in ARMS:
+        arms[arm].pop("results")
+        arms[arm].update(first["arms"][arm])
+        if match:
+            arms[arm]["language_shares"] = shares.get(arm) or token_shares(*_rows_and_tokens(out / arm / "docs", tokenizer))
+    arms = {arm: arms[arm] for arm in ARMS}
+    result = {"eval": str(evals[0].path), "eval_key": eval_key, "eval_documents": first["documents"],
+              "eval_bytes": first["bytes"], "tokens": tokens, "seeds": seeds, "languages_matched": match,
               "model": {k: getattr(cfg, k) for k in ("n_layer", "n_head", "n_embd", "block_size", "batch_size",
                                                       "max_steps", "learning_rate")},
-              "arms": arms, "difference_bpb": round(diff, 4),
-              "standard_error_bpb": round(se, 4) if se is not None else None, "verdict": words}
+              "arms": arms, "difference_bpb": first["difference_bpb"], "standard_error_bpb": first["standard_error_bpb"],
+              "verdict": first["verdict"], "evals": scored}
     write_json(out / "ablation.json", result)
     try:
         from corpus.report import write_report
@@ -175,3 +305,11 @@ def ablate(run_dir: str | Path, eval_path: str, tokens: int, seeds: int = 3, ove
     except Exception as e:  # the ablation's figures are written; the page can be remade with `corpus report`
         logger.error(f"ablate: the report could not be rewritten ({type(e).__name__}: {e})")
     return result
+
+
+def _rows_and_tokens(folder: Path, tokenizer: Path) -> tuple[list[dict], list[int]]:
+    from corpus.tokenizer.sp import Tokenizer
+
+    tok = Tokenizer(tokenizer)
+    rows = [json.loads(line) for line in (folder / "docs.jsonl").read_text(encoding="utf-8").splitlines() if line]
+    return rows, [len(tok.encode(r["text"])) for r in rows]

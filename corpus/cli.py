@@ -9,7 +9,7 @@
     corpus shards stats DIR | corpus shards verify DIR
     corpus train CONFIG.yaml --shards DIR --output DIR
     corpus report RUN_DIR                            RUN_DIR/report.html: one page with plots
-    corpus ablate RUN_DIR --eval PATH --tokens N [--seeds K]   raw vs curated, same GPT and budget
+    corpus ablate RUN_DIR --eval PATH [--eval PATH] --tokens N [--seeds K] [--match-languages]
     corpus eval CHECKPOINT --text FILE                 loss and bits per byte on any text
     corpus sample CHECKPOINT [--prompt TEXT]
 """
@@ -173,15 +173,18 @@ def cmd_ablate(args) -> int:
     try:
         overrides: dict = {}
         apply_overrides(overrides, args.set or [])
-        result = ablate(args.run_dir, args.eval, args.tokens, args.seeds, overrides, args.eval_key)
+        result = ablate(args.run_dir, args.eval, args.tokens, args.seeds, overrides, args.eval_key, args.match_languages)
     except (ValueError, FileNotFoundError) as e:
         raise ConfigError(f"corpus ablate: {e}") from None
-    print(f"ablation on {result['eval']} ({result['eval_bytes']} bytes), {result['tokens']} training tokens per model, "
-          f"{result['seeds']} seeds:")
+    print(f"{result['tokens']} training tokens per model, {result['seeds']} seeds"
+          + (", the raw arm matched to the curated arm's language mix" if result["languages_matched"] else "") + ":")
     for arm, a in result["arms"].items():
-        print(f"  {arm:<8} {a['documents']:>7} documents  bits/byte {a['mean_bpb']:.4f} ± {a['std_bpb']:.4f}  "
-              f"({', '.join(f'{x:.4f}' for x in a['bpb'])})")
-    print(result["verdict"])
+        print(f"  {arm:<8} {a['documents']:>7} documents" + (f"  languages {a['language_shares']}" if "language_shares" in a else ""))
+    for name, e in result["evals"].items():
+        print(f"{name} ({e['path']}, {e['bytes']} bytes):")
+        for label, part in [("all", e), *e["languages"].items()]:
+            cells = "  ".join(f"{arm} {a['mean_bpb']:.4f} ± {a['std_bpb']:.4f}" for arm, a in part["arms"].items())
+            print(f"  {label:<10} bits/byte  {cells}  ->  {part['verdict']}")
     return 0
 
 
@@ -310,7 +313,11 @@ def build_parser() -> argparse.ArgumentParser:
     ab = sub.add_parser("ablate", help="train the same GPT on the run's raw and curated documents; compare bits "
                                        "per byte on trusted text")
     ab.add_argument("run_dir")
-    ab.add_argument("--eval", required=True, help="text or documents you trust, in neither training set")
+    ab.add_argument("--eval", required=True, action="append",
+                    help="text or documents you trust, in neither training set (repeat for several sets; documents "
+                         "with metadata language or lang are also scored per language)")
+    ab.add_argument("--match-languages", action="store_true",
+                    help="sample the raw arm down, per language, to the curated arm's token shares")
     ab.add_argument("--eval-key", help="only the --eval documents whose metadata KEY is true (e.g. keep)")
     ab.add_argument("--tokens", type=int, required=True, help="training tokens per model")
     ab.add_argument("--seeds", type=int, default=3)

@@ -278,27 +278,43 @@ def training_section(run: Path) -> str:
 
 
 def ablation_section(run: Path) -> str:
+    """Per evaluation set: bits per byte of both arms, as a whole and per language, with each
+    seed's point, and every verdict in a table."""
     path = RunDir(run).ablation / "ablation.json"
     if not path.exists():
         return ""
     ab = json.loads(path.read_text())
     arms = ab["arms"]
-    fig, ax = _figure(5, 2.6)
-    names = list(arms)
-    means = [arms[n]["mean_bpb"] for n in names]
-    spreads = [arms[n]["std_bpb"] for n in names]
-    ax.bar(names, means, yerr=spreads, capsize=6, color=["#adb5bd", "#2a9d8f"][: len(names)])
-    for n, a in arms.items():
-        ax.scatter([n] * len(a["bpb"]), a["bpb"], color="black", s=10, zorder=3)
-    ax.set_ylabel(f"bits per byte on {Path(ab['eval']).name}")
-    lo = min(min(a["bpb"]) for a in arms.values())
-    hi = max(max(a["bpb"]) for a in arms.values())
-    ax.set_ylim(lo - (hi - lo) - 0.02, hi + (hi - lo) + 0.02)
-    rows = [[n, a["documents"], a["tokens_trained"], f"{a['mean_bpb']:.4f} ± {a['std_bpb']:.4f}",
-             ", ".join(f"{x:.4f}" for x in a["bpb"])] for n, a in arms.items()]
-    return ("<h2>Ablation: raw vs curated</h2>" + _svg(fig) +
-            _table(["training data", "documents", "tokens trained", "bits/byte (mean ± sd)", "per seed"], rows) +
-            f"<p class='verdict'>{html.escape(ab['verdict'])}</p>")
+    evals = ab.get("evals") or {Path(ab["eval"]).name: {"arms": arms, "verdict": ab["verdict"], "languages": {}}}
+    colors = {"raw": "#adb5bd", "curated": "#2a9d8f"}
+    parts = ["<h2>Ablation: raw vs curated</h2>",
+             _table(["training data", "documents", "tokens trained", "language shares (tokens)"],
+                    [[n, a["documents"], a["tokens_trained"],
+                      ", ".join(f"{k} {v:.1%}" for k, v in (a.get("language_shares") or {}).items()) or "-"]
+                     for n, a in arms.items()])]
+    if ab.get("languages_matched"):
+        parts.append("<p>The raw arm was sampled down, per language, to the curated arm's token shares.</p>")
+    rows = []
+    for name, e in evals.items():
+        groups = [("all", e)] + sorted(e.get("languages", {}).items())
+        fig, ax = _figure(max(4.0, 1.2 * len(groups) + 2), 2.8)
+        width = 0.38
+        for k, arm in enumerate(("raw", "curated")):
+            xs = [i + (k - 0.5) * width for i in range(len(groups))]
+            means = [g["arms"][arm]["mean_bpb"] for _, g in groups]
+            ax.bar(xs, means, width, color=colors[arm], label=arm)
+            for x, (_, g) in zip(xs, groups):
+                ax.scatter([x] * len(g["arms"][arm]["bpb"]), g["arms"][arm]["bpb"], color="black", s=8, zorder=3)
+        ax.set_xticks(range(len(groups)), [label for label, _ in groups])
+        ax.set_ylabel(f"bits per byte on {name}")
+        ax.legend()
+        parts.append(f"<h3>{html.escape(name)}</h3>" + _svg(fig))
+        rows += [[name, label, f"{g['arms']['raw']['mean_bpb']:.4f} ± {g['arms']['raw']['std_bpb']:.4f}",
+                  f"{g['arms']['curated']['mean_bpb']:.4f} ± {g['arms']['curated']['std_bpb']:.4f}", g["verdict"]]
+                 for label, g in groups]
+    parts.append(_table(["evaluation set", "language", "raw bits/byte", "curated bits/byte", "verdict"], rows))
+    parts.append(f"<p class='verdict'>{html.escape(ab['verdict'])}</p>")
+    return "".join(parts)
 
 
 def examples_section(docs: list[dict], removed: list[dict]) -> str:

@@ -60,3 +60,45 @@ def test_verdict_weighs_the_difference_against_seed_noise():
     words, _, _ = verdict([2.0, 2.4, 1.6], [1.9, 2.3, 1.7])
     assert "smaller than seed noise" in words
     assert "no estimate of seed noise" in verdict([2.0], [1.9])[0]
+
+
+def test_ablate_scores_several_sets_per_language_and_matches_the_language_mix(web_run, tmp_path):
+    """Two --eval sets, the first with documents of three languages (HPLT excerpts, metadata
+    `lang`): every set and every language is scored for both arms, each with its verdict; with
+    --match-languages the raw arm's per-language token shares are the curated arm's within 1%."""
+    from corpus.tokenizer.sp import Tokenizer
+
+    rows = [json.loads(line) for line in open(shared_path("web-quality", "hplt2-excerpts.jsonl"), encoding="utf-8")]
+    picked = [r for lang in ("eng_Latn", "rus_Cyrl", "zho_Hans") for r in [x for x in rows if x["lang"] == lang][-15:]]
+    (tmp_path / "hplt.jsonl").write_text("".join(json.dumps({"id": r["id"], "text": r["text"], "lang": r["lang"]},
+                                                            ensure_ascii=False) + "\n" for r in picked), encoding="utf-8")
+    faq = str(shared_path("sites", "python-docs", "_sources", "faq") / "[dg]*.rst.txt")
+    args = CORPUS + ["ablate", str(web_run), "--eval", str(tmp_path / "hplt.jsonl"), "--eval", faq, "--tokens", "3000",
+                     "--seeds", "2", "--match-languages"] + TINY
+    proc = subprocess.run(args, capture_output=True, text=True, cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    result = json.loads((web_run / "ablation" / "ablation.json").read_text())
+    assert len(result["evals"]) == 2
+    hplt = result["evals"]["hplt"]
+    assert sorted(hplt["languages"]) == ["eng_Latn", "rus_Cyrl", "zho_Hans"]
+    for part in [hplt, *hplt["languages"].values(), *list(result["evals"].values())[1:]]:
+        assert all(len(part["arms"][arm]["bpb"]) == 2 for arm in ("raw", "curated"))
+        assert part["verdict"].startswith("curated ")
+    assert "zho_Hans" in proc.stdout and "bits/byte" in proc.stdout
+    report = (web_run / "report.html").read_text(encoding="utf-8")
+    assert "<h3>hplt</h3>" in report and "zho_Hans" in report and "token shares" in report
+
+    tok = Tokenizer(web_run / "tokenizer" / "tokenizer.model")
+
+    def shares(arm):
+        counts: dict[str, int] = {}
+        for line in (web_run / "ablation" / arm / "docs" / "docs.jsonl").read_text(encoding="utf-8").splitlines():
+            doc = json.loads(line)
+            lang = doc.get("metadata", {}).get("language") or "?"
+            counts[lang] = counts.get(lang, 0) + len(tok.encode(doc["text"]))
+        return {k: v / sum(counts.values()) for k, v in counts.items()}
+
+    raw, curated = shares("raw"), shares("curated")
+    assert set(raw) == set(curated) and len(curated) >= 2
+    assert all(abs(raw[k] - curated[k]) <= 0.01 for k in curated), (raw, curated)
+    assert result["languages_matched"] and result["arms"]["raw"]["language_shares"]
