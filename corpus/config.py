@@ -27,6 +27,7 @@ import yaml
 
 from corpus import catalog
 from corpus.core import storage
+from corpus.core.io import run_path
 from corpus.core.registry import check_type, config_params, step_params
 
 
@@ -170,14 +171,19 @@ def config_from_dict(raw: Any, source: str = "<config>", overrides: list[str] = 
     scheme = re.match(r"^([A-Za-z][A-Za-z0-9+.-]*)://", output_dir)
     if scheme and scheme.group(1).lower() == "file":
         output_dir = output_dir[len("file://"):]
-    elif scheme:  # a local Path would collapse 's3://b/run' into a folder named 's3:/b/run'
-        raise ConfigError(f"{source}: output_dir {output_dir!r}: the run folder must be on a local or shared file "
-                          f"system for now ({scheme.group(1)}:// is not supported); inputs may be fsspec URLs")
-    for parent in [Path(output_dir), *Path(output_dir).parents]:
-        if parent.exists():
-            if not parent.is_dir():
-                raise ConfigError(f"{source}: output_dir {output_dir!r} cannot be made: {str(parent)!r} is a file")
-            break
+    elif scheme:  # object storage: fsspec must know the protocol and have its package
+        import fsspec
+
+        try:
+            fsspec.get_filesystem_class(scheme.group(1))
+        except (ValueError, ImportError) as e:
+            raise ConfigError(f"{source}: output_dir {output_dir!r}: {e}") from None
+    if not scheme or scheme.group(1).lower() == "file":
+        for parent in [Path(output_dir), *Path(output_dir).parents]:
+            if parent.exists():
+                if not parent.is_dir():
+                    raise ConfigError(f"{source}: output_dir {output_dir!r} cannot be made: {str(parent)!r} is a file")
+                break
 
     executor = raw.get("executor") or {}
     if not isinstance(executor, dict):
@@ -206,6 +212,10 @@ def config_from_dict(raw: Any, source: str = "<config>", overrides: list[str] = 
             raise ConfigError(f"{source}: '{key}' must be true or false, got {raw[key]!r}")
 
     stages = {key: stage_config(key, raw[key], source) for key in registered if raw.get(key) is not None}
+    if scheme and scheme.group(1).lower() != "file" and stages:
+        raise ConfigError(f"{source}: output_dir {output_dir!r} is on object storage, where the document steps write "
+                          f"for now; the {', '.join(stages)} stage{'s' if len(stages) > 1 else ''} need a local or "
+                          "shared output_dir (run them on a local copy of the documents)")
     for key in stages:
         for need in registered[key].needs:
             if need not in stages:
@@ -213,7 +223,7 @@ def config_from_dict(raw: Any, source: str = "<config>", overrides: list[str] = 
 
     return PipelineConfig(
         name=name,
-        output_dir=Path(output_dir),
+        output_dir=run_path(output_dir),
         steps=steps,
         executor=executor,
         save_removed=raw.get("save_removed", False),

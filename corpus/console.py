@@ -15,6 +15,7 @@ import json
 import os
 import shutil
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -23,7 +24,7 @@ from datatrove.data import DocumentsPipeline
 from datatrove.pipeline.base import PipelineStep
 from loguru import logger
 
-from corpus.core.io import atomic_path
+from corpus.core.io import atomic_path, is_remote, run_path
 
 _state = {"verbose": False, "term": None}
 FORMAT = "<green>{time:HH:mm:ss}</green> <level>{level: <7}</level> {message}"
@@ -61,10 +62,14 @@ def job_output(log_file: Path):
             restore_logging()
         return
     terminal()  # keep a handle on the real standard error before redirecting it
-    log_file.parent.mkdir(parents=True, exist_ok=True)
+    remote = is_remote(log_file)
+    local = Path(tempfile.mkstemp(prefix="corpus-console-")[1]) if remote else log_file
+    if remote and log_file.exists():  # on object storage the log of an earlier try is appended to, here
+        local.write_bytes(log_file.read_bytes())
+    local.parent.mkdir(parents=True, exist_ok=True)
     sys.stderr.flush()
     saved = os.dup(2)
-    with open(log_file, "ab") as log:
+    with open(local, "ab") as log:
         os.dup2(log.fileno(), 2)
         logger.remove()  # the executor's own summary, in this process, goes to the file too
         logger.add(sys.stderr, level="DEBUG")
@@ -75,11 +80,14 @@ def job_output(log_file: Path):
             os.dup2(saved, 2)
             os.close(saved)
             restore_logging()
+    if remote:
+        log_file.fs.put_file(str(local), log_file.path)
+        local.unlink()
 
 
 class ProgressCounter(PipelineStep):
     """The runner's plumbing (not a YAML step): counts the documents that pass and writes the
-    count to ``<folder>/<rank>`` twice a second, for the progress display."""
+    count to ``<folder>/<rank>`` twice a second (every 5 s on object storage), for the progress display."""
 
     name = "progress"
     type = "📊 - PROGRESS"
@@ -87,16 +95,17 @@ class ProgressCounter(PipelineStep):
     def __init__(self, folder: str):
         super().__init__()
         self.folder = folder
+        self.every = 5.0 if is_remote(folder) else 0.5  # seconds between writes (on object storage, one PUT each)
 
     def _write(self, rank: int, n: int) -> None:
-        with atomic_path(Path(self.folder) / f"{rank:05d}") as tmp:
+        with atomic_path(run_path(self.folder) / f"{rank:05d}") as tmp:
             tmp.write_text(json.dumps({"documents": n}))
 
     def run(self, data: DocumentsPipeline, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
         n, last = 0, time.monotonic()
         for doc in data:
             n += 1
-            if time.monotonic() - last > 0.5:
+            if time.monotonic() - last > self.every:
                 self._write(rank, n)
                 last = time.monotonic()
             yield doc
@@ -124,7 +133,7 @@ class JobProgress:
         return min(done, self.tasks), docs
 
     def _loop(self, bar) -> None:
-        while not self._stop.wait(0.5):
+        while not self._stop.wait(5.0 if is_remote(self.logging_dir) else 0.5):
             self._update(bar)
 
     def _update(self, bar) -> None:

@@ -15,7 +15,6 @@ the tasks that finished.
 from __future__ import annotations
 
 import copy
-import glob
 import json
 import os
 import shutil
@@ -31,7 +30,7 @@ from loguru import logger
 from corpus import catalog, console, report
 from corpus.config import ConfigError, PipelineConfig, RunError
 from corpus.core import funnel, storage
-from corpus.core.io import atomic_path, remove_stale_temporaries, write_json
+from corpus.core.io import atomic_path, remove_stale_temporaries, remove_tree, run_path, write_json
 from corpus.core.registry import RunContext
 from corpus.core.rundir import RunDir
 from corpus.readers import DeferredJsonlReader, InputError
@@ -248,7 +247,7 @@ class Runner:
                                "again: finished tasks are kept") from e
             self._account(job, self._job_stats(job), parts)
         if self.dir.work().is_dir():  # every job is done: the copies between them are not needed again
-            shutil.rmtree(self.dir.work())
+            remove_tree(self.dir.work())
         self._gather_matches()
         return self._summaries(parts), time.time() - start
 
@@ -259,7 +258,7 @@ class Runner:
             return
         with atomic_path(self.dir.decontamination_file) as tmp, open(tmp, "wb") as out:
             for part in parts:
-                with open(part, "rb") as f:
+                with part.open("rb") as f:
                     shutil.copyfileobj(f, out)
 
     def run_job(self, name: str, steps: list[PipelineStep], tasks: int, logs: Path) -> None:
@@ -291,8 +290,8 @@ class Runner:
         directly: datatrove's Stats.from_dict leaves counters as raw dicts). A task that saw no
         document has a step without stats: it adds nothing."""
         merged: list[tuple[float, dict[str, int]]] = [(0.0, {}) for _ in job.steps]
-        for path in sorted(glob.glob(str(self.dir.job_logs(job.name) / "stats" / "*.json"))):
-            with open(path) as f:
+        for path in sorted(self.dir.job_logs(job.name).glob("stats/*.json")):
+            with path.open() as f:
                 entries = json.load(f)
             for i, entry in enumerate(entries[: len(merged)]):
                 seconds, counts = merged[i]
@@ -345,6 +344,7 @@ class Runner:
             except ConfigError as e:
                 raise RunError(str(e)) from None
         summaries, steps_seconds = self.run_steps()
+        docs = self._docs_dir()
         summary = {
             "name": self.cfg.name,
             "output_dir": str(self.out),
@@ -352,7 +352,7 @@ class Runner:
             "steps": [asdict(s) for s in summaries],
             "steps_wall_seconds": round(steps_seconds, 2),
             "stages": results,
-            "docs": os.path.abspath(self._docs_dir()),  # the curated documents (RunDir.curated_docs)
+            "docs": str(docs) if self.dir.remote else os.path.abspath(docs),  # the curated documents (RunDir.curated_docs)
         }
         print_funnel(summary)
         write_json(self.dir.summary_file, summary)
@@ -386,9 +386,9 @@ class Runner:
     def _docs_dir(self) -> Path:
         writers = [s for s in self.steps if isinstance(s, JsonlWriter)]
         if writers:
-            return Path(writers[-1].path)
+            return run_path(writers[-1].path)
         others = [s for s in self.steps if getattr(s, "output_param", None)]
-        return Path(others[-1].path) if others else self.dir.docs
+        return run_path(others[-1].path) if others else self.dir.docs
 
 
 def print_funnel(summary: dict) -> None:

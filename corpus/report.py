@@ -172,7 +172,7 @@ def dedup_section(run: Path, removed: list[dict]) -> str:
         return ""
     sizes: Counter = Counter()
     removed_n, largest = 0, []
-    with open(path, encoding="utf-8") as f:
+    with path.open(encoding="utf-8") as f:
         for n, line in enumerate(f):
             if not line.strip():
                 continue
@@ -211,7 +211,7 @@ def decontamination_section(run: Path, shown: int = 10) -> str:
     docs: dict[str, set] = {}
     items: dict[str, set] = {}
     first: list[dict] = []
-    with open(path, encoding="utf-8") as f:
+    with path.open(encoding="utf-8") as f:
         for line in f:
             if line.strip():
                 m = json.loads(line)
@@ -260,7 +260,7 @@ def training_section(run: Path) -> str:
     path = RunDir(run).train / "metrics.csv"
     if not path.exists():
         return ""
-    with open(path, newline="") as f:
+    with path.open(newline="") as f:
         rows = list(csv.DictReader(f))
     if not rows:
         return ""

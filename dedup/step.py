@@ -38,9 +38,12 @@ pipeline around it (a *barrier* step) into four stages, each a datatrove step th
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
+import tempfile
+from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
@@ -49,7 +52,7 @@ from datatrove.pipeline.base import PipelineStep
 from loguru import logger
 
 from corpus.core.funnel import Filter, Funnel
-from corpus.core.io import atomic_path, finished_files, write_arrow
+from corpus.core.io import atomic_path, finished_files, is_remote, run_path, write_arrow
 from corpus.core.registry import register
 from corpus.dedup.minhash import (MinhashParams, ShingleHasher, band_hashes, connected_components, minhash_batch,
                                   normalize)
@@ -114,6 +117,43 @@ class MinhashKeys(PipelineStep):
             yield doc
 
 
+@contextlib.contextmanager
+def _workspace(folder: str, fetch: tuple[str, ...] = ()):
+    """The dedup folder as a local path for one stage's task: the folder itself on a local file
+    system. On object storage, a local scratch folder with copies of the files ``fetch`` names
+    (globs relative to the folder); what the task writes there is uploaded when it succeeds, each
+    file whole (an object appears complete or not at all), before the task counts as done."""
+    if not is_remote(folder):
+        yield folder
+        return
+    remote = run_path(folder)
+    with tempfile.TemporaryDirectory(prefix="corpus-dedup-") as scratch:
+        fetched = set()
+        for pattern in fetch:
+            for src in remote.glob(pattern):
+                rel = src.path[len(remote.path.rstrip("/")) + 1:]
+                if src.name.startswith("."):
+                    continue
+                (Path(scratch) / rel).parent.mkdir(parents=True, exist_ok=True)
+                remote.fs.get_file(src.path, os.path.join(scratch, rel))
+                fetched.add(rel)
+        yield scratch
+        for path in sorted(Path(scratch).rglob("*")):
+            rel = path.relative_to(scratch).as_posix()
+            if path.is_file() and rel not in fetched and not path.name.startswith("."):
+                remote.fs.put_file(str(path), f"{remote.path.rstrip('/')}/{rel}")
+
+
+def _remove(folder: str, pattern: str) -> None:
+    """Delete the files of ``folder`` (local or object storage) that ``pattern`` matches: what
+    an earlier, interrupted attempt of a task left."""
+    for path in run_path(folder).glob(pattern):
+        if is_remote(path):
+            path.fs.rm_file(path.path)
+        else:
+            path.unlink()
+
+
 def _paths(folder: str, rank: int) -> dict[str, str]:
     return {
         "sig": os.path.join(folder, "signatures", f"{rank:05d}.u32"),
@@ -147,12 +187,16 @@ class MinhashSignatures(_Stage):
         self.batch_docs, self.batch_bytes = batch_docs, batch_bytes
 
     def run(self, data: DocumentsPipeline, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
+        _remove(self.folder, f"bands/*/{rank:05d}-*.npy")  # an earlier, interrupted attempt of this task
+        with _workspace(self.folder) as folder:
+            yield from self._signatures(data, rank, folder)
+
+    def _signatures(self, data: DocumentsPipeline, rank: int, folder: str) -> DocumentsPipeline:
         p = self.params
         a, b = p.permutations()
         hasher = ShingleHasher(p.ngram)
-        paths = _paths(self.folder, rank)
+        paths = _paths(folder, rank)
         os.makedirs(os.path.dirname(paths["sig"]), exist_ok=True)
-        self._remove_runs(rank)  # an earlier, interrupted attempt of this task
         spill_rows = max(256, int(p.memory_mb * 2**20 / 2 / (8 * (p.bands + 1))))
         band_parts: list[np.ndarray] = []
         buffered, runs, n = 0, 0, 0
@@ -227,14 +271,6 @@ class MinhashSignatures(_Stage):
         self.stat_update("band_runs", value=runs)
         logger.info(f"minhash_dedup: task {rank}: {n} signatures, {p.bands} bands of {p.rows}, {runs} sorted runs")
 
-    def _remove_runs(self, rank: int) -> None:
-        root = os.path.join(self.folder, "bands")
-        if os.path.isdir(root):
-            for band in os.listdir(root):
-                for name in os.listdir(os.path.join(root, band)):
-                    if name.startswith(f"{rank:05d}"):
-                        os.unlink(os.path.join(root, band, name))
-
 
 class _Signatures:
     """The signature files of every task, read by row for checking candidate pairs. Rows are read
@@ -284,17 +320,22 @@ class MinhashPairs(_Stage):
     name = "🫂 minhash_dedup: pairs"
 
     def run(self, data: DocumentsPipeline = None, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
+        bands = range(rank, self.params.bands + 1, world_size)
+        for band in bands:  # an earlier attempt's ranges of these bands
+            _remove(self.folder, f"pairs/{band:03d}-*.npy")
+        with _workspace(self.folder, ("signatures/*.u32", *(f"bands/{band:03d}/*.npy" for band in bands))) as folder:
+            self._band_pairs(folder, bands)
+        return iter(())
+
+    def _band_pairs(self, folder: str, bands: range) -> None:
         p = self.params
-        sigs = _Signatures(self.folder, p.num_perm)
+        sigs = _Signatures(folder, p.num_perm)
         budget_rows = max(256, int(p.memory_mb * 2**20 / MERGE_BYTES_PER_ROW))
-        out = os.path.join(self.folder, "pairs")
+        out = os.path.join(folder, "pairs")
         os.makedirs(out, exist_ok=True)
-        for band in range(rank, p.bands + 1, world_size):
+        for band in bands:
             with self.track_time("band"):
-                for name in os.listdir(out):  # an earlier attempt's ranges of this band
-                    if name.startswith(f"{band:03d}-"):
-                        os.unlink(os.path.join(out, name))
-                root = os.path.join(self.folder, "bands", f"{band:03d}")
+                root = os.path.join(folder, "bands", f"{band:03d}")
                 names = finished_files(root, ".npy") if os.path.isdir(root) else []
                 runs = [np.load(os.path.join(root, name), mmap_mode="r") for name in names]
                 owners = [int(name[:5]) for name in names]
@@ -315,7 +356,6 @@ class MinhashPairs(_Stage):
                         with open(tmp, "wb") as f:
                             np.save(f, pairs)
                 self.stat_update("merge_ranges", value=len(bounds) + 1)
-        return iter(())
 
     @staticmethod
     def _range_bounds(runs: list[np.ndarray], parts: int) -> np.ndarray:
@@ -353,24 +393,27 @@ class MinhashClusters(_Stage):
     name = "🫂 minhash_dedup: clusters"
 
     def run(self, data: DocumentsPipeline = None, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
-        with self.track_time():
-            pair_dir = os.path.join(self.folder, "pairs")
-            nodes, label = np.zeros(0, np.int64), np.zeros(0, np.int64)
-            for name in finished_files(pair_dir, ".npy") if os.path.isdir(pair_dir) else []:
-                # one file of pairs at a time, joined to the clusters so far, each kept as a star
-                # (every node to one node of its cluster): memory follows the documents in
-                # clusters, not the pairs (each band finds most of them again)
-                pairs = np.load(os.path.join(pair_dir, name))
-                hub = np.empty(label.max() + 1 if len(label) else 0, np.int64)
-                hub[label] = nodes
-                nodes, label = connected_components(
-                    np.concatenate([nodes, (pairs["ra"].astype(np.int64) << 32) | pairs["ia"]]),
-                    np.concatenate([hub[label], (pairs["rb"].astype(np.int64) << 32) | pairs["ib"]]))
-                del pairs, hub
-            self._write(nodes, label)
+        with self.track_time(), _workspace(self.folder, ("pairs/*.npy", "signatures/*")) as folder:
+            self._clusters(folder)
         return iter(())
 
-    def _members(self, nodes: np.ndarray) -> dict[str, np.ndarray]:
+    def _clusters(self, folder: str) -> None:
+        pair_dir = os.path.join(folder, "pairs")
+        nodes, label = np.zeros(0, np.int64), np.zeros(0, np.int64)
+        for name in finished_files(pair_dir, ".npy") if os.path.isdir(pair_dir) else []:
+            # one file of pairs at a time, joined to the clusters so far, each kept as a star
+            # (every node to one node of its cluster): memory follows the documents in
+            # clusters, not the pairs (each band finds most of them again)
+            pairs = np.load(os.path.join(pair_dir, name))
+            hub = np.empty(label.max() + 1 if len(label) else 0, np.int64)
+            hub[label] = nodes
+            nodes, label = connected_components(
+                np.concatenate([nodes, (pairs["ra"].astype(np.int64) << 32) | pairs["ia"]]),
+                np.concatenate([hub[label], (pairs["rb"].astype(np.int64) << 32) | pairs["ib"]]))
+            del pairs, hub
+        self._write(folder, nodes, label)
+
+    def _members(self, folder: str, nodes: np.ndarray) -> dict[str, np.ndarray]:
         """id, quality_score, length and content hash of each node (rank << 32 | index), from the
         tasks' metadata tables: only the rows of documents in a cluster are read into memory."""
         ranks, idx = (nodes >> 32).astype(np.uint32), (nodes & 0xFFFFFFFF).astype(np.uint32)
@@ -378,13 +421,13 @@ class MinhashClusters(_Stage):
                 "length": np.empty(len(nodes), np.int64), "content_hash": np.empty(len(nodes), np.uint64)}
         for r in np.unique(ranks):
             sel = np.flatnonzero(ranks == r)
-            table = pa.ipc.open_file(pa.memory_map(_paths(self.folder, int(r))["meta"])).read_all().take(pa.array(idx[sel]))
+            table = pa.ipc.open_file(pa.memory_map(_paths(folder, int(r))["meta"])).read_all().take(pa.array(idx[sel]))
             for name, col in cols.items():
                 col[sel] = table.column(name).to_pylist() if name == "id" else table.column(name).to_numpy()
         return cols
 
-    def _write(self, nodes: np.ndarray, label: np.ndarray) -> None:
-        m = self._members(nodes)
+    def _write(self, folder: str, nodes: np.ndarray, label: np.ndarray) -> None:
+        m = self._members(folder, nodes)
         _, id_rank = np.unique(m["id"], return_inverse=True)  # the order of the ids as strings
         # per cluster, the kept document first: highest quality, then longest, then smallest id
         order = np.lexsort((id_rank, -m["length"], -m["quality_score"], label))
@@ -395,7 +438,7 @@ class MinhashClusters(_Stage):
         keep = keep_of[label]  # ... of every node's cluster
         removed = keep != np.arange(len(nodes))
         sims = np.ones(len(nodes), np.float32)
-        sigs = _Signatures(self.folder, self.params.num_perm)
+        sigs = _Signatures(folder, self.params.num_perm)
         kn, on = nodes[keep[removed]], nodes[removed]
         sims[removed] = np.round(sigs.similarity((kn >> 32).astype(np.uint32), (kn & 0xFFFFFFFF).astype(np.uint32),
                                                  (on >> 32).astype(np.uint32), (on & 0xFFFFFFFF).astype(np.uint32)), 4)
@@ -409,11 +452,11 @@ class MinhashClusters(_Stage):
             table = pa.table({"idx": pa.array(idx[sel], pa.uint32()), "cluster": pa.array(cluster[sel].tolist(), pa.string()),
                               "removed": pa.array(removed[sel]), "reason": pa.array(reason[sel].tolist(), pa.string()),
                               "similarity": pa.array(sims[sel], pa.float32())})
-            write_arrow(os.path.join(self.folder, "decisions", f"{r:05d}.arrow"), table)
+            write_arrow(os.path.join(folder, "decisions", f"{r:05d}.arrow"), table)
         # clusters.jsonl, by kept id; in each cluster the removed documents by id
         by_cluster = np.lexsort((id_rank, removed, keep, id_rank[keep]))
         ends = np.flatnonzero(np.diff(keep[by_cluster])) + 1
-        with atomic_path(os.path.join(self.folder, "clusters.jsonl")) as tmp:
+        with atomic_path(os.path.join(folder, "clusters.jsonl")) as tmp:
             with open(tmp, "w", encoding="utf-8") as f:
                 for group in np.split(by_cluster, ends) if len(by_cluster) else []:
                     kept, others = group[0], group[1:]
@@ -439,8 +482,14 @@ class MinhashFilter(Filter):
         """The sorted indices of this task's documents that are in a cluster, and their decisions
         (an Arrow table, looked up by position: no Python object per document); one task's at a time."""
         if r != self._rank:
-            path = os.path.join(self.folder, "decisions", f"{r:05d}.arrow")
-            table = pa.ipc.open_file(pa.memory_map(path)).read_all() if os.path.exists(path) else None
+            path = run_path(self.folder) / "decisions" / f"{r:05d}.arrow"
+            if not path.exists():
+                table = None
+            elif is_remote(path):
+                with path.open("rb") as f:
+                    table = pa.ipc.open_file(pa.BufferReader(f.read())).read_all()
+            else:
+                table = pa.ipc.open_file(pa.memory_map(str(path))).read_all()
             self._rank = r
             self._decisions = (table.column("idx").to_numpy(), table) if table is not None else (np.zeros(0, np.uint32), None)
         return self._decisions

@@ -126,14 +126,18 @@ def test_name_and_stages_from_the_file(tmp_path):
         load_config(write(tmp_path, f"steps:\n  - files_reader: {{paths: ['{make_input(tmp_path)}']}}\nshards: {{}}\n"))
 
 
-@pytest.mark.parametrize("url", ["s3://bucket/run", "gs://bucket/run", "memory://run"])
-def test_output_dir_url_is_an_error_not_a_local_folder(tmp_path, url, monkeypatch):
-    """A run folder on object storage is refused at load: never a local folder named 's3:/bucket/run'."""
+def test_output_dir_url_is_object_storage_never_a_local_folder(tmp_path, monkeypatch):
+    """A run folder at a URL is on that storage (never a local folder named 's3:/bucket/run'); a
+    protocol fsspec cannot serve, or a stage that needs a local run folder, is refused at load."""
     monkeypatch.chdir(tmp_path)
-    p = write(tmp_path, f"output_dir: {url}\nsteps:\n  - files_reader: {{paths: ['{make_input(tmp_path)}']}}\n")
-    with pytest.raises(ConfigError, match=f"output_dir '{url}'.*not supported"):
-        load_config(p)
-    assert not (tmp_path / (url.split(":")[0] + ":")).exists()
+    steps = f"steps:\n  - files_reader: {{paths: ['{make_input(tmp_path)}']}}\n"
+    cfg = load_config(write(tmp_path, "output_dir: memory://bucket/run\n" + steps))
+    assert str(cfg.output_dir) == "memory://bucket/run" and cfg.output_dir.protocol == "memory"
+    with pytest.raises(ConfigError, match="output_dir 'nosuch://bucket/run'.*nosuch"):
+        load_config(write(tmp_path, "output_dir: nosuch://bucket/run\n" + steps))
+    with pytest.raises(ConfigError, match="the tokenizer stage need a local or shared output_dir"):
+        load_config(write(tmp_path, "output_dir: memory://bucket/run\n" + steps + "tokenizer: {vocab_size: 500}\n"))
+    assert not [p for p in tmp_path.iterdir() if ":" in p.name]
 
 
 def test_output_dir_file_url_is_the_local_folder(tmp_path):

@@ -1,9 +1,11 @@
-"""Inputs on object storage: a real S3 API (moto's server on 127.0.0.1, ``pip install
-'moto[server]' s3fs``, both in the test extra), reached through fsspec with the usual AWS
-environment variables or the pipeline's storage_options. A run that reads s3:// keeps exactly
-what the same run on local copies keeps, large files split between tasks by byte ranges
-included; the secret key reaches no file of the run and no output; a URL that matches nothing or a server that does not answer is one clear error
-before any work."""
+"""Inputs, run folders and shards on object storage: a real S3 API (moto's server on
+127.0.0.1, ``pip install 'moto[server]' s3fs``, both in the test extra), reached through fsspec
+with the usual AWS environment variables or the pipeline's storage_options. A run that reads
+s3:// keeps exactly what the same run on local copies keeps, large files split between tasks
+by byte ranges included; a run whose output_dir is on s3:// writes there what it writes on local
+disk, and resumes after kill -9; shards copied there read as local ones; the secret key reaches
+no file of the run and no output; a URL that matches nothing or a server that does not answer
+is one clear error before any work."""
 
 from __future__ import annotations
 
@@ -164,3 +166,73 @@ def test_shards_on_s3_are_read_as_the_local_ones(tmp_path, s3, inputs):
     fs.pipe_file(f"runs/made/shards/{victim}", bytes(data))
     changed = corpus("shards", "verify", "s3://runs/made/shards")
     assert changed.returncode == 1 and victim in changed.stdout + changed.stderr and "sha256 differs" in changed.stdout
+
+
+def s3_documents(fs, folder: str) -> list[tuple[str, str]]:
+    docs = []
+    for key in sorted(fs.glob(f"{folder}/*.jsonl.gz")):
+        docs += [(d["id"], d["text"]) for d in map(json.loads, gzip.decompress(fs.cat_file(key)).decode().splitlines())]
+    return sorted(docs)
+
+
+def test_a_run_with_output_on_s3_keeps_what_the_local_run_keeps_and_resumes_after_kill_9(tmp_path, s3, inputs):
+    """output_dir on s3://: the curated documents, the removed ones, dedup's clusters, the
+    summary's funnel and the report land there, the same as the run on local disk; a run killed
+    with SIGKILL mid-way and started again ends with the same documents, none lost, none twice."""
+    import signal
+    import time
+
+    dup = tmp_path / "dup"
+    dup.mkdir()
+    with gzip.open(inputs / "part-0.jsonl.gz", "rt", encoding="utf-8") as f, \
+            gzip.open(dup / "copy.jsonl.gz", "wt", encoding="utf-8") as g:
+        for line in list(f)[:40]:  # the same speeches again under other ids: exact duplicates
+            d = json.loads(line)
+            g.write(json.dumps({"id": "copy-" + d["id"], "text": d["text"]}) + "\n")
+    steps = (f"  - jsonl_reader: {{paths: ['{inputs}/*.jsonl.gz', '{dup}/*.jsonl.gz'], split_bytes: 20000}}\n"
+             "  - gopher_quality: {}\n  - minhash_dedup: {}\n  - jsonl_writer: {path: docs}\n")
+    head = "save_removed: true\n"
+    local = run(tmp_path, "local", steps, {}, head=head)
+    assert local.returncode == 0, local.stderr[-3000:]
+    fs = s3.fs(SECRET)
+    fs.mkdir("runs")
+
+    def remote_yaml(name):
+        path = tmp_path / f"{name}.yaml"
+        path.write_text((tmp_path / "local.yaml").read_text().replace(f"output_dir: {tmp_path / 'local'}",
+                                                                        f"output_dir: s3://runs/{name}"))
+        return path
+
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("AWS_")}, **s3.env(SECRET)}
+    remote = subprocess.run([*CORPUS, "run", str(remote_yaml("web"))], cwd=ROOT, capture_output=True, text=True,
+                            timeout=600, env=env)
+    assert remote.returncode == 0, remote.stderr[-3000:]
+    kept = documents(tmp_path / "local" / "docs")
+    assert len(kept) > 100 and s3_documents(fs, "runs/web/docs") == kept
+    assert fs.cat_file("runs/web/dedup/clusters.jsonl").decode() == (tmp_path / "local" / "dedup" / "clusters.jsonl").read_text()
+    assert "exact_duplicate" in fs.cat_file("runs/web/dedup/clusters.jsonl").decode()
+
+    def funnel(summary):
+        return [(s["step"], s["documents_in"], s["documents_out"], s["dropped"]) for s in summary["steps"]]
+
+    summary = json.loads(fs.cat_file("runs/web/summary.json"))
+    assert funnel(summary) == funnel(json.loads((tmp_path / "local" / "summary.json").read_text()))
+    assert summary["output_dir"] == "s3://runs/web" and summary["docs"] == "s3://runs/web/docs"
+    assert fs.exists("runs/web/report.html") and fs.glob("runs/web/removed/*/*.jsonl.gz")
+    assert not [k for k in fs.find("runs/web") if SECRET.encode() in fs.cat_file(k)]
+    assert not list(tmp_path.glob("s3*")) and not (ROOT / "s3:").exists()
+
+    # kill -9 once the first task has finished, then the same command again
+    path = remote_yaml("killed")
+    proc = subprocess.Popen([*CORPUS, "run", str(path)], cwd=ROOT, env=env, start_new_session=True,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 300
+    while time.time() < deadline and proc.poll() is None and not fs.glob("runs/killed/logs/*/completions/*"):
+        fs.invalidate_cache()
+        time.sleep(0.05)
+    killed_mid_run = proc.poll() is None
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    again = subprocess.run([*CORPUS, "run", str(path)], cwd=ROOT, capture_output=True, text=True, timeout=600, env=env)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert killed_mid_run and s3_documents(fs, "runs/killed/docs") == kept

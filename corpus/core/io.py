@@ -1,5 +1,9 @@
 """Small I/O helpers: every file a later stage reads is written to a temporary name and renamed
-into place only when complete."""
+into place only when complete. On object storage, where there is no rename, it is written to a
+local temporary file and uploaded whole: the object appears only once complete.
+
+A run folder and its parts are ``pathlib.Path`` on a local file system, and ``upath.UPath``
+(universal-pathlib: the same API over fsspec) at an fsspec URL; ``run_path`` makes either."""
 
 from __future__ import annotations
 
@@ -7,16 +11,48 @@ import contextlib
 import hashlib
 import json
 import os
+import re
+import tempfile
 from pathlib import Path
 
 
 TMP_MARK = ".tmp-"  # in the names of files being written: .<name>.tmp-<pid>
 
 
+_URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
+
+
+def run_path(path) -> Path:
+    """A local ``Path`` (also for ``file://``), or a ``UPath`` for any other fsspec URL."""
+    if isinstance(path, Path):
+        return path
+    text = str(path)
+    if text.startswith("file://"):
+        return Path(text[len("file://"):])
+    if _URL.match(text):
+        from upath import UPath
+
+        return UPath(text)
+    return Path(text)
+
+
+def is_remote(path) -> bool:
+    """Whether ``path`` is on a filesystem other than the local one (object storage, memory://)."""
+    return getattr(path, "protocol", "") not in ("", "file", "local") or (isinstance(path, str) and _URL.match(path)
+                                                                         is not None and not path.startswith("file://"))
+
+
 @contextlib.contextmanager
-def atomic_path(path: str | os.PathLike):
-    """Yields a temporary path next to ``path``; renames it to ``path`` if the block succeeds."""
-    path = Path(path)
+def atomic_path(path):
+    """Yields a temporary local path; it becomes ``path`` if the block succeeds: renamed next to
+    it on a local file system, uploaded whole to object storage."""
+    path = run_path(path)
+    if is_remote(path):
+        with tempfile.TemporaryDirectory(prefix="corpus-") as folder:
+            tmp = Path(folder) / path.name
+            yield tmp
+            path.fs.put_file(str(tmp), path.path)
+        return
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}{TMP_MARK}{os.getpid()}")
     try:
@@ -51,15 +87,29 @@ def write_arrow(path: str | os.PathLike, table, stream: bool = False) -> None:
                 writer.write_table(table)
 
 
-def finished_files(folder: str | os.PathLike, suffix: str) -> list[str]:
+def finished_files(folder, suffix: str) -> list[str]:
     """Names of the complete files with ``suffix`` in ``folder``, sorted (never a temporary
     left by a killed process)."""
-    return sorted(n for n in os.listdir(folder) if n.endswith(suffix) and not n.startswith("."))
+    return sorted(p.name for p in run_path(folder).iterdir() if p.name.endswith(suffix) and not p.name.startswith("."))
+
+
+def remove_tree(path) -> None:
+    """A folder and everything in it, local or on object storage."""
+    path = run_path(path)
+    if is_remote(path):
+        path.fs.rm(path.path, recursive=True)
+    else:
+        import shutil
+
+        shutil.rmtree(path)
 
 
 def remove_stale_temporaries(root: str | os.PathLike) -> int:
     """Delete the temporaries that killed processes left under ``root`` (``atomic_path``'s
-    names); run at the start of a run, when nothing else writes there. Returns how many."""
+    names); run at the start of a run, when nothing else writes there. Returns how many. (Object
+    storage holds no temporaries: they are local files until uploaded.)"""
+    if is_remote(run_path(root)):
+        return 0
     removed = 0
     for dirpath, _, names in os.walk(root):
         for name in names:

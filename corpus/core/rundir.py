@@ -12,13 +12,22 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from corpus.core.io import is_remote, run_path
+
 
 @dataclass(frozen=True)
 class RunDir:
+    """``root`` is a local folder or an fsspec URL (``s3://bucket/run``): every part is then a
+    ``UPath`` with pathlib's API."""
+
     root: Path
 
     def __post_init__(self):
-        object.__setattr__(self, "root", Path(self.root))
+        object.__setattr__(self, "root", run_path(self.root))
+
+    @property
+    def remote(self) -> bool:
+        return is_remote(self.root)
 
     # ------------------------------------------------------------ files at the top
     @property
@@ -122,5 +131,5 @@ class RunDir:
         named = summary.get("docs") or (summary.get("stages", {}).get("tokenizer", {}).get("input") or [None])[0]
         if not named:
             return self.docs
-        path = Path(named)
-        return path if path.is_absolute() or path.exists() else self.root / path
+        path = run_path(named)
+        return path if is_remote(path) or path.is_absolute() or path.exists() else self.root / path
