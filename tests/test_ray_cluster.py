@@ -1,9 +1,9 @@
 """A real two-node Ray cluster on this machine: ``ray start --head`` and ``ray start --address``
 as separate processes, every node on 127.0.0.1. ``pipelines/web.yaml`` run on it with
 ``executor: {type: ray, address: ...}`` keeps exactly the documents and duplicate clusters of
-the same run on the local executor; with the worker node's raylet SIGKILLed mid-run, the run
-(its lost tasks resubmitted by datatrove) or a re-run completes with the same documents, none
-lost, none twice."""
+the same run on the local executor; run again with its output on an S3 server (moto, on
+127.0.0.1) and the worker node's raylet SIGKILLed mid-run, the run (its lost tasks resubmitted
+by datatrove) or a re-run completes with the same documents, none lost, none twice."""
 
 from __future__ import annotations
 
@@ -23,12 +23,16 @@ import pytest
 import yaml
 
 from tests.conftest import CORPUS, ROOT, shared_path
+from tests.servers import S3Server
 
 pytest.importorskip("ray")
+pytest.importorskip("s3fs", reason="pip install s3fs 'moto[server]' (the test extra)")
+pytest.importorskip("moto", reason="pip install s3fs 'moto[server]' (the test extra)")
 psutil = pytest.importorskip("psutil")
 pytest.importorskip("heliport", reason="web.yaml's language ID: pip install 'corpus[langid]'")
 
 RAY = str(Path(sys.executable).parent / "ray")
+S3_SECRET = "corpus-ray-s3-secret-51c2"
 NODE = ["--node-ip-address=127.0.0.1", "--num-cpus=1", "--object-store-memory=150000000", "--disable-usage-stats"]
 
 
@@ -60,7 +64,9 @@ def cluster(tmp_path_factory):
     token = tmp_path_factory.mktemp("ray") / "auth_token"
     token.write_text(secrets.token_hex(32))
     token.chmod(0o600)
-    env = {**os.environ, "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN_PATH": str(token), "RAY_USAGE_STATS_ENABLED": "0"}
+    s3 = S3Server()  # every node and the driver reach it with the same credentials, as on a real cluster
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("AWS_")}, **s3.env(S3_SECRET),
+           "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN_PATH": str(token), "RAY_USAGE_STATS_ENABLED": "0"}
     port = _free_port()
     address = f"127.0.0.1:{port}"
     try:
@@ -69,9 +75,10 @@ def cluster(tmp_path_factory):
         _ray(env, "start", f"--address={address}", *NODE)
         worker = _raylets() - head
         assert len(worker) == 1
-        yield env, address, worker.pop()
+        yield env, address, worker.pop(), s3
     finally:
         subprocess.run([RAY, "stop", "--force"], capture_output=True, timeout=120, env=env)
+        s3.stop()
 
 
 def _web_pipeline(tmp_path: Path, out: Path, executor: dict) -> Path:
@@ -101,7 +108,7 @@ def _kept(out: Path) -> list[tuple[str, str]]:
 
 
 def test_a_two_node_cluster_keeps_what_the_local_executor_keeps_even_when_a_node_dies(tmp_path, cluster):
-    env, address, worker_raylet = cluster
+    env, address, worker_raylet, s3 = cluster
     local = _run(_web_pipeline(tmp_path, tmp_path / "local", {"type": "local", "tasks": 4, "workers": 2}))
     assert local.returncode == 0, local.stderr[-3000:]
     expected = _kept(tmp_path / "local")
@@ -114,20 +121,25 @@ def test_a_two_node_cluster_keeps_what_the_local_executor_keeps_even_when_a_node
     assert (tmp_path / "ray" / "dedup" / "clusters.jsonl").read_text() == \
         (tmp_path / "local" / "dedup" / "clusters.jsonl").read_text()
 
-    # again, from scratch, and the worker node's raylet is SIGKILLed once a first task has finished
-    out = tmp_path / "ray-kill"
-    path = _web_pipeline(tmp_path, out, ray_exec)
+    # again, from scratch, with the run folder on S3, and the worker node's raylet is SIGKILLed
+    # once a first task has finished
+    fs = s3.fs(S3_SECRET)
+    fs.mkdir("runs")
+    out = "runs/ray-kill"
+    path = _web_pipeline(tmp_path, tmp_path / "ray-kill", ray_exec)
+    path.write_text(path.read_text().replace(str(tmp_path / "ray-kill"), f"s3://{out}"))
     killed: dict = {}
 
     def kill_when_a_task_is_done():
         deadline = time.time() + 300
         while time.time() < deadline and not killed:
-            done = list((out / "logs").glob("*/completions/*")) if (out / "logs").exists() else []
+            fs.invalidate_cache()
+            done = fs.glob(f"{out}/logs/*/completions/*")
             if done:
-                killed["after"] = sorted(str(p.relative_to(out / "logs")) for p in done)
+                killed["after"] = sorted(p.removeprefix(f"{out}/logs/") for p in done)
                 os.kill(worker_raylet, signal.SIGKILL)
                 return
-            time.sleep(0.02)
+            time.sleep(0.05)
 
     killer = threading.Thread(target=kill_when_a_task_is_done)
     killer.start()
@@ -138,8 +150,13 @@ def test_a_two_node_cluster_keeps_what_the_local_executor_keeps_even_when_a_node
     if result.returncode != 0:  # the run may stop at the loss; the same command resumes it
         result = _run(path, env)
     assert result.returncode == 0, result.stderr[-3000:]
-    assert _kept(out) == expected
-    summary = json.loads((out / "summary.json").read_text())
+    kept = []
+    for key in sorted(fs.glob(f"{out}/docs/*.jsonl.gz")):
+        kept += [(d["id"], d["text"]) for d in map(json.loads, gzip.decompress(fs.cat_file(key)).decode().splitlines())]
+    assert sorted(kept) == expected
+    summary = json.loads(fs.cat_file(f"{out}/summary.json"))
     assert summary["steps"][-1]["documents_out"] == len(expected)
     token = Path(env["RAY_AUTH_TOKEN_PATH"]).read_bytes()
-    assert not [f for f in out.rglob("*") if f.is_file() and token in f.read_bytes()], "the cluster's token was written"
+    for key in fs.find(out):  # no secret of the cluster or the store in any file of the run
+        data = fs.cat_file(key)
+        assert token not in data and S3_SECRET.encode() not in data, key
