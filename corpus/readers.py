@@ -650,10 +650,13 @@ def expand_inputs(inputs: str | list[str]) -> list[str]:
     files: list[str] = []
     for inp in map(str, inputs):
         fs, _, matches = fsspec.get_fs_token_paths(inp)
+        # fsspec lists paths without their protocol: an object store's get it back, local ones stay paths
+        full = fs.unstrip_protocol if "://" in inp and not inp.startswith("file://") else str
         if fs.isdir(inp):
-            files += sorted(f for f in fs.ls(inp, detail=False) if fs.isfile(f) and not PurePosixPath(f).name.startswith("."))
+            files += sorted(full(f) for f in fs.ls(inp, detail=False)
+                            if fs.isfile(f) and not PurePosixPath(f).name.startswith("."))
         else:
-            files += sorted(m for m in matches if fs.isfile(m))
+            files += sorted(full(m) for m in matches if fs.isfile(m))
     if not files:
         raise InputError(f"no input documents in {[str(i) for i in inputs]}")
     return files

@@ -124,7 +124,7 @@ def test_a_two_node_cluster_keeps_what_the_local_executor_keeps_even_when_a_node
     # again, from scratch, with the run folder on S3, and the worker node's raylet is SIGKILLed
     # once a first task has finished
     fs = s3.fs(S3_SECRET)
-    fs.mkdir("runs")
+    fs.makedirs("runs", exist_ok=True)
     out = "runs/ray-kill"
     path = _web_pipeline(tmp_path, tmp_path / "ray-kill", ray_exec)
     path.write_text(path.read_text().replace(str(tmp_path / "ray-kill"), f"s3://{out}"))

@@ -141,7 +141,7 @@ def test_shards_on_s3_are_read_as_the_local_ones(tmp_path, s3, inputs):
     made = run(tmp_path, "made", steps, {}, tasks=1, head=head)
     assert made.returncode == 0, made.stderr[-3000:]
     fs = s3.fs(SECRET)
-    fs.mkdir("runs")
+    fs.makedirs("runs", exist_ok=True)
     for part in ("shards", "tokenizer"):
         fs.put(str(tmp_path / "made" / part), f"runs/made/{part}", recursive=True)
     env = {**{k: v for k, v in os.environ.items() if not k.startswith("AWS_")}, **s3.env(SECRET),
@@ -177,8 +177,9 @@ def s3_documents(fs, folder: str) -> list[tuple[str, str]]:
 
 def test_a_run_with_output_on_s3_keeps_what_the_local_run_keeps_and_resumes_after_kill_9(tmp_path, s3, inputs):
     """output_dir on s3://: the curated documents, the removed ones, dedup's clusters, the
-    summary's funnel and the report land there, the same as the run on local disk; a run killed
-    with SIGKILL mid-way and started again ends with the same documents, none lost, none twice."""
+    summary's funnel, the tokenizer, the shards (same sha256), the model and the report land
+    there, the same as the run on local disk; a run killed with SIGKILL mid-way and started again
+    ends with the same documents, none lost, none twice."""
     import signal
     import time
 
@@ -192,10 +193,13 @@ def test_a_run_with_output_on_s3_keeps_what_the_local_run_keeps_and_resumes_afte
     steps = (f"  - jsonl_reader: {{paths: ['{inputs}/*.jsonl.gz', '{dup}/*.jsonl.gz'], split_bytes: 20000}}\n"
              "  - gopher_quality: {}\n  - minhash_dedup: {}\n  - jsonl_writer: {path: docs}\n")
     head = "save_removed: true\n"
-    local = run(tmp_path, "local", steps, {}, head=head)
+    stages = ("tokenizer: {vocab_size: 400}\nshards: {val_fraction: 0.1, tasks: 2}\ntrain: {n_layer: 1, n_head: 2, "
+              "n_embd: 32, block_size: 32, batch_size: 4, max_steps: 2, eval_interval: 2, eval_batches: 1, "
+              "sample_tokens: 2, threads: 1}\n")
+    local = run(tmp_path, "local", steps + stages, {}, head=head)
     assert local.returncode == 0, local.stderr[-3000:]
     fs = s3.fs(SECRET)
-    fs.mkdir("runs")
+    fs.makedirs("runs", exist_ok=True)
 
     def remote_yaml(name):
         path = tmp_path / f"{name}.yaml"
@@ -203,7 +207,8 @@ def test_a_run_with_output_on_s3_keeps_what_the_local_run_keeps_and_resumes_afte
                                                                         f"output_dir: s3://runs/{name}"))
         return path
 
-    env = {**{k: v for k, v in os.environ.items() if not k.startswith("AWS_")}, **s3.env(SECRET)}
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("AWS_")}, **s3.env(SECRET),
+           "CORPUS_CACHE": str(tmp_path / "cache")}
     remote = subprocess.run([*CORPUS, "run", str(remote_yaml("web"))], cwd=ROOT, capture_output=True, text=True,
                             timeout=600, env=env)
     assert remote.returncode == 0, remote.stderr[-3000:]
@@ -220,6 +225,13 @@ def test_a_run_with_output_on_s3_keeps_what_the_local_run_keeps_and_resumes_afte
     assert summary["output_dir"] == "s3://runs/web" and summary["docs"] == "s3://runs/web/docs"
     assert fs.exists("runs/web/report.html") and fs.glob("runs/web/removed/*/*.jsonl.gz")
     assert not [k for k in fs.find("runs/web") if SECRET.encode() in fs.cat_file(k)]
+    # the stages after the steps: the same tokenizer and shards (by sha256), a model trained from them
+    local_manifest = json.loads((tmp_path / "local" / "shards" / "manifest.json").read_text())
+    manifest = json.loads(fs.cat_file("runs/web/shards/manifest.json"))
+    assert [(e["file"], e["sha256"]) for e in manifest["shards"]] == [(e["file"], e["sha256"]) for e in local_manifest["shards"]]
+    assert manifest["tokenizer"]["sha256"] == local_manifest["tokenizer"]["sha256"]
+    assert manifest["tokenizer"]["path"] == "../tokenizer/tokenizer.model"
+    assert fs.exists("runs/web/train/ckpt.pt") and summary["stages"]["train"]["checkpoint"].startswith("s3://runs/web/train")
     assert not list(tmp_path.glob("s3*")) and not (ROOT / "s3:").exists()
 
     # kill -9 once the first task has finished, then the same command again

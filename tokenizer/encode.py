@@ -13,7 +13,7 @@ from __future__ import annotations
 import itertools
 import json
 import os
-import shutil
+import posixpath
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -26,7 +26,7 @@ from datatrove.data import DocumentsPipeline
 from datatrove.pipeline.base import PipelineStep
 from loguru import logger
 
-from corpus.core.io import atomic_path, sha256_file, write_arrow, write_json
+from corpus.core.io import atomic_path, is_remote, local_copy, remove_tree, run_path, sha256_file, write_arrow, write_json
 from corpus.core.registry import require_at_least
 from corpus.core.shards import MANIFEST, open_shard, schema, token_count, token_type
 from corpus.tokenizer.sp import Tokenizer
@@ -67,7 +67,7 @@ class _ShardWriter:
     def _open(self):
         name = f"{self.prefix}-{self.index:05d}.arrow"
         self.ctx = atomic_path(self.folder / name)
-        tmp = self.ctx.__enter__()
+        tmp = self.tmp = self.ctx.__enter__()
         self.sink = pa.OSFile(str(tmp), "wb")
         self.writer = pa.ipc.new_stream(self.sink, self.schema)
         self.entry = {"file": name, "split": self.split, "rows": 0, "tokens": 0, "bytes": 0}
@@ -95,8 +95,8 @@ class _ShardWriter:
             return
         self.writer.close()
         self.sink.close()
+        self.entry["sha256"] = sha256_file(self.tmp)  # before it is published (on object storage, uploaded)
         self.ctx.__exit__(None, None, None)
-        self.entry["sha256"] = sha256_file(self.folder / self.entry["file"])
         self.entries.append(self.entry)
         self.writer, self.index = None, self.index + 1
 
@@ -116,10 +116,11 @@ def _encode_task(task: int, tasks: int, inputs: list[str], model_file: str, out_
     """One task: encode its share of the documents of ``inputs`` (whole files and parts of large
     ones, ``corpus.readers.documents``) into ``<split>-<task>-NNNNN.arrow`` shards. Returns the
     shard entries, the document count, (smallest split hash, its id) and the val count."""
-    tok = Tokenizer(model_file)
+    with local_copy(model_file) as local:  # the model may be in a run folder on object storage
+        tok = Tokenizer(local)
     sch = schema(tok.vocab_size)
     ttype = token_type(tok.vocab_size)
-    out = Path(out_dir)
+    out = run_path(out_dir)
     writers = {s: _ShardWriter(out, f"{s}-{task:03d}", s, sch, cfg.shard_tokens) for s in ("train", "val")}
     pending: dict[str, list[dict]] = {"train": [], "val": []}
     pending_bytes = {"train": 0, "val": 0}
@@ -182,14 +183,14 @@ class ShardEncoder(PipelineStep):
         self.inputs, self.model_file, self.out_dir, self.cfg, self.threshold = inputs, model_file, out_dir, cfg, threshold
 
     def run(self, data: DocumentsPipeline = None, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
-        for old in Path(self.out_dir).glob(f"*-{rank:03d}-*.arrow"):  # an earlier, interrupted attempt
+        for old in run_path(self.out_dir).glob(f"*-{rank:03d}-*.arrow"):  # an earlier, interrupted attempt
             old.unlink()
         threads = self.cfg.num_threads if world_size == 1 else 1
         with self.track_time():
             entries, n_docs, smallest, n_val = _encode_task(rank, world_size, self.inputs, self.model_file, self.out_dir,
                                                             self.cfg, self.threshold, threads)
         self.stat_update("documents", value=n_docs)
-        write_json(Path(self.out_dir) / TASKS / f"{rank:05d}.json",
+        write_json(run_path(self.out_dir) / TASKS / f"{rank:05d}.json",
                    {"entries": entries, "documents": n_docs, "smallest": list(smallest), "val": n_val})
         return iter(())
 
@@ -260,6 +261,16 @@ def _row_tokens(out_dir: Path, results: list, doc_id: str) -> int:
     return 0
 
 
+def _relative(model_file, out_dir) -> str:
+    """The tokenizer's path as the manifest records it: relative to the shards (a URL when the
+    two are on different storage)."""
+    if is_remote(model_file) or is_remote(out_dir):
+        if type(model_file) is type(out_dir) and str(model_file).split("://")[0] == str(out_dir).split("://")[0]:
+            return posixpath.relpath(model_file.path, out_dir.path)
+        return str(model_file)
+    return os.path.relpath(Path(model_file).resolve(), Path(out_dir).resolve())
+
+
 def write_shards(docs, model_file, out_dir, cfg: ShardsConfig, pipeline: dict | None = None,
                  executor: Callable | None = None) -> dict:
     """Encode the documents of ``docs`` (folders, files or globs) into shards in ``out_dir``, as
@@ -267,7 +278,7 @@ def write_shards(docs, model_file, out_dir, cfg: ShardsConfig, pipeline: dict | 
     ones). ``executor(name, steps, tasks, logs)`` runs them (a pipeline run passes its own: local,
     Ray or Slurm); without one they run on this machine. Skips the work when the manifest there
     was made with the same tokenizer and settings."""
-    out_dir = Path(out_dir)
+    out_dir, model_file = run_path(out_dir), run_path(model_file)
     tok_sha = sha256_file(model_file)
     settings = asdict(cfg)
     manifest_path = out_dir / MANIFEST
@@ -285,7 +296,7 @@ def write_shards(docs, model_file, out_dir, cfg: ShardsConfig, pipeline: dict | 
     for old in out_dir.glob("*.arrow"):
         old.unlink()
     # what the tasks of an encoding that is being redone wrote, their completion markers with it
-    shutil.rmtree(out_dir / TASKS, ignore_errors=True)
+    remove_tree(out_dir / TASKS)
     out_dir.mkdir(parents=True, exist_ok=True)
     encoder = ShardEncoder(inputs, str(model_file), str(out_dir), cfg, cfg.val_fraction)
     (executor or run_local)("shards", [encoder], tasks, out_dir / TASKS / "logs")
@@ -296,7 +307,8 @@ def write_shards(docs, model_file, out_dir, cfg: ShardsConfig, pipeline: dict | 
     n_docs = sum(r[1] for r in results)
     if n_docs == 0:
         raise ValueError(f"shards: no documents in {[str(i) for i in inputs]}")
-    tok = Tokenizer(model_file)
+    with local_copy(model_file) as local:
+        tok = Tokenizer(local)
     how_split = {"method": "hash", "val_fraction": cfg.val_fraction}
     if sum(r[3] for r in results) == 0:
         # a corpus so small that no id hashed into val: the document with the smallest hash goes
@@ -324,7 +336,7 @@ def write_shards(docs, model_file, out_dir, cfg: ShardsConfig, pipeline: dict | 
         "totals": totals,
         "dtype": str(token_type(tok.vocab_size)),
         "tokenizer": {
-            "path": os.path.relpath(Path(model_file).resolve(), out_dir.resolve()),
+            "path": _relative(model_file, out_dir),
             "sha256": tok_sha,
             "vocab_size": tok.vocab_size,
             "eos_id": tok.eos_id,

@@ -27,6 +27,7 @@ import io
 import json
 import os
 import string
+import tempfile
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -34,7 +35,7 @@ from typing import Iterator
 
 from loguru import logger
 
-from corpus.core.io import TMP_MARK, atomic_path, sha256_file, write_json
+from corpus.core.io import TMP_MARK, atomic_path, is_remote, local_copy, run_path, sha256_file, write_json
 from corpus.core.registry import require_at_least
 from corpus.readers import documents
 from corpus.tokenizer.sp import Tokenizer
@@ -268,7 +269,7 @@ def train_tokenizer(inputs, out_dir: str | Path, cfg: TokenizerConfig) -> dict:
     ``card.json`` already describes a tokenizer trained with the same settings."""
     import sentencepiece as spm
 
-    out_dir = Path(out_dir)
+    out_dir = run_path(out_dir)
     card_path = out_dir / "card.json"
     settings = asdict(cfg)
     if card_path.exists():
@@ -279,7 +280,10 @@ def train_tokenizer(inputs, out_dir: str | Path, cfg: TokenizerConfig) -> dict:
     inputs = inputs if isinstance(inputs, (list, tuple)) else [inputs]
     t0 = time.time()
     out_dir.mkdir(parents=True, exist_ok=True)
-    sample = out_dir / f".sample.txt{TMP_MARK}{os.getpid()}"  # a stale one is removed with the run's temporaries
+    # the sample, next to the tokenizer (a stale one is removed with the run's temporaries), or in a
+    # local temporary folder when the run folder is on object storage
+    scratch = tempfile.mkdtemp(prefix="corpus-tokenizer-") if is_remote(out_dir) else None
+    sample = Path(scratch or out_dir) / f".sample.txt{TMP_MARK}{os.getpid()}"
     try:
         heldout, stats = sample_to_file(inputs, sample, cfg)
         if not stats["sample_lines"]:
@@ -291,6 +295,8 @@ def train_tokenizer(inputs, out_dir: str | Path, cfg: TokenizerConfig) -> dict:
         model, options = _train(sample, cfg)
     finally:
         sample.unlink(missing_ok=True)
+        if scratch:
+            os.rmdir(scratch)
     with atomic_path(out_dir / "tokenizer.model") as tmp:
         tmp.write_bytes(model.getvalue())
     sp = spm.SentencePieceProcessor(model_proto=model.getvalue())
@@ -302,7 +308,8 @@ def train_tokenizer(inputs, out_dir: str | Path, cfg: TokenizerConfig) -> dict:
                        encoding="utf-8")
     train_seconds = time.time() - t0
 
-    tok = Tokenizer(out_dir / "tokenizer.model")
+    with local_copy(out_dir / "tokenizer.model") as local:
+        tok = Tokenizer(local)
     held_tokens = held_bytes = roundtrip_fail = 0
     for text, ids in zip(heldout, tok.encode_batch(heldout)):
         held_tokens += len(ids)

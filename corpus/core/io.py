@@ -68,9 +68,9 @@ def write_json(path: str | os.PathLike, data) -> None:
         tmp.write_text(json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n", encoding="utf-8")
 
 
-def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
+def sha256_file(path, chunk: int = 1 << 20) -> str:
     h = hashlib.sha256()
-    with open(path, "rb") as f:
+    with run_path(path).open("rb") as f:
         while block := f.read(chunk):
             h.update(block)
     return h.hexdigest()
@@ -93,15 +93,71 @@ def finished_files(folder, suffix: str) -> list[str]:
     return sorted(p.name for p in run_path(folder).iterdir() if p.name.endswith(suffix) and not p.name.startswith("."))
 
 
+@contextlib.contextmanager
+def local_copy(path):
+    """A local path to read ``path`` from: ``path`` itself, or for one on object storage a copy
+    in a temporary folder (removed when the block ends)."""
+    path = run_path(path)
+    if not is_remote(path):
+        yield path
+        return
+    with tempfile.TemporaryDirectory(prefix="corpus-") as folder:
+        local = Path(folder) / path.name
+        path.fs.get_file(path.path, str(local))
+        yield local
+
+
+@contextlib.contextmanager
+def staged(folder):
+    """A local folder to work in for ``folder``: ``folder`` itself, or for one on object storage
+    a local mirror (``$CORPUS_CACHE/runs/<hash of the URL>``). The mirror starts as the stored
+    folder (emptied when nothing is stored there; what is stored wins over a local copy of
+    another size; a file only the mirror has stays, for a killed process to resume from), and
+    every file of it that the store lacks or holds otherwise is uploaded when the block succeeds."""
+    folder = run_path(folder)
+    if not is_remote(folder):
+        folder.mkdir(parents=True, exist_ok=True)
+        yield folder
+        return
+    import shutil
+
+    cache = Path(os.environ.get("CORPUS_CACHE") or Path.home() / ".cache" / "corpus")
+    local = cache / "runs" / hashlib.sha256(str(folder).encode()).hexdigest()[:16] / folder.name
+    root = folder.path.rstrip("/")
+
+    def stored() -> dict[str, int]:
+        folder.fs.invalidate_cache()
+        found = folder.fs.find(root, detail=True) if folder.fs.exists(root) else {}
+        return {path[len(root) + 1:]: info.get("size") for path, info in found.items() if info.get("type") != "directory"}
+
+    remote = stored()
+    if not remote and local.exists():
+        shutil.rmtree(local)  # a mirror of a run folder that is no longer there
+    local.mkdir(parents=True, exist_ok=True)
+    for rel, size in remote.items():
+        dst = local / rel
+        if not dst.exists() or dst.stat().st_size != size:
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            folder.fs.get_file(f"{root}/{rel}", str(dst))
+    before = {p: p.stat().st_mtime_ns for p in local.rglob("*") if p.is_file()}
+    yield local
+    for p in sorted(local.rglob("*")):
+        rel = p.relative_to(local).as_posix()
+        if p.is_file() and TMP_MARK not in p.name and (
+                before.get(p) != p.stat().st_mtime_ns or remote.get(rel) != p.stat().st_size):
+            folder.fs.put_file(str(p), f"{root}/{rel}")
+
+
 def remove_tree(path) -> None:
     """A folder and everything in it, local or on object storage."""
     path = run_path(path)
     if is_remote(path):
-        path.fs.rm(path.path, recursive=True)
+        if path.exists():
+            path.fs.rm(path.path, recursive=True)
     else:
         import shutil
 
-        shutil.rmtree(path)
+        shutil.rmtree(path, ignore_errors=True)
 
 
 def remove_stale_temporaries(root: str | os.PathLike) -> int:

@@ -29,14 +29,13 @@ import hashlib
 import json
 import os
 import posixpath
-import re
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute  # noqa: F401  (pa.compute)
 
-from corpus.core.io import atomic_path, sha256_file
+from corpus.core.io import atomic_path, is_remote, run_path, sha256_file
 
 MANIFEST = "manifest.json"
 
@@ -59,8 +58,8 @@ def schema(vocab_size: int) -> pa.Schema:
 
 
 def is_url(path: str | Path) -> bool:
-    return isinstance(path, str) and re.match(r"^[A-Za-z][A-Za-z0-9+.-]*://", path) is not None and \
-        not path.startswith("file://")
+    """An fsspec URL or a path on object storage (``UPath``), not a local path or file://."""
+    return is_remote(path)
 
 
 def cache_root() -> Path:
@@ -77,8 +76,9 @@ def local(folder: str | Path) -> Path:
         return Path(str(folder).removeprefix("file://"))
     import fsspec
 
-    fs, root = fsspec.core.url_to_fs(folder.rstrip("/"))
-    key = hashlib.sha256(folder.rstrip("/").encode()).hexdigest()[:16]
+    folder = str(folder).rstrip("/")
+    fs, root = fsspec.core.url_to_fs(folder)
+    key = hashlib.sha256(folder.encode()).hexdigest()[:16]
     base = cache_root() / "shards" / key  # mirrors the run folder around the shards
     here = base / posixpath.basename(root)
     try:
@@ -88,7 +88,7 @@ def local(folder: str | Path) -> Path:
     wanted = [(e["file"], e["sha256"]) for e in manifest["shards"]]
     tok = manifest.get("tokenizer") or {}
     if tok.get("path") and tok.get("sha256"):
-        wanted.append((tok["path"], tok["sha256"]))
+        wanted.append((tok["path"], tok["sha256"]))  # relative to the shards, or (another storage) a URL
     for rel, sha in wanted:
         target = Path(posixpath.normpath(f"{here}/{rel}"))
         if base not in target.parents:
@@ -126,7 +126,11 @@ def token_count(table: pa.Table) -> int:
 
 
 def open_shard(path: str | Path) -> pa.Table:
-    """Memory-maps a shard: the token buffers are views of the file, not copies."""
+    """Memory-maps a shard: the token buffers are views of the file, not copies (one on object
+    storage is read into memory)."""
+    path = run_path(path)
+    if is_remote(path):
+        return pa.ipc.open_stream(pa.BufferReader(path.read_bytes())).read_all()
     with pa.memory_map(str(path), "r") as source:
         return pa.ipc.open_stream(source).read_all()
 

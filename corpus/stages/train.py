@@ -3,6 +3,9 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+from corpus.core.io import staged
 from corpus.core.registry import RunContext, register_stage
 from corpus.trainer.config import TrainConfig
 
@@ -12,4 +15,11 @@ def run(ctx: RunContext, cfg: TrainConfig) -> dict:
     """A GPT trained on the shards: validation loss and bits per byte, checkpoints, a sample."""
     from corpus.trainer.train import train  # PyTorch loads only when a run trains
 
-    return train(ctx.run.shards, ctx.run.train, cfg)
+    # a run folder on object storage: the shards are fetched into a local cache (checked against
+    # their manifest) and the model trains in a local mirror of train/, uploaded when it ends
+    with staged(ctx.run.train) as local:
+        result = train(str(ctx.run.shards) if ctx.run.remote else ctx.run.shards, local, cfg)
+    if ctx.run.remote:  # name the files where they are kept, not the mirror
+        result = {k: str(v).replace(str(local), str(ctx.run.train)) if isinstance(v, (str, Path)) else v
+                  for k, v in result.items()}
+    return result
