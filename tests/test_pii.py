@@ -109,6 +109,40 @@ def test_formats_pages_write_and_numbers_that_only_look_like_them(text, expected
     assert [(text[a:b], kind) for a, b, kind in PiiFinder().find(text)] == expected
 
 
+# numbers of technical documentation that only look like personal data (each was found by an earlier
+# version), with the personal data next to them that is still found
+TECHNICAL = [
+    # a time of day, with a fraction and a UTC offset, or compact; a date of any year glued to a time
+    ("at 04:00:55.033224-03 and 17:56:43.323640-06 (server time)", []),
+    ("from 5667-12-04 03:09:00 to -8967-01-27 05:20:00\n030621-08\tISO 8601 basic", []),
+    ("Tel. 8 495 123-45-67 10:00-18:00", [("8 495 123-45-67", "phone")]),  # the hour is cut off, not the number
+    # a number before a bracket it does not close; a value glued to "="; a range of lines
+    ("the limit is 2147483646 (2^31 - 2) rows; $ sysctl -w vm.dirty_bytes=15032385536", []),
+    ("src?ln=0330-5898 and see lines 1698-1798 here", []),
+    # a path or a ratio; a row of a log or a table; a round number
+    ("processed: 25000/25000, cd 498757/54508; Tel. 089/1234567", [("089/1234567", "phone")]),
+    ("\n0 223 7354 0 5245086007 274306\n0 727 9463 0 8202642108 617581\n", []),
+    ("bench --heap 20000000 84 --size 5", []),
+    # a heading's number before a title in lower case; a release of a series the text names
+    ("\n12.4.2.3. pg_stat_io\n21.3.4.1.\u00a0initdb options\n", []),
+    ("Changes in 7.4.19:\n- A regression relative to 7.4.19.2 was fixed.", []),
+    # MAC (EUI-48/64) addresses are no IPv6 addresses
+    ("macaddr8 '1c:2b:3a:4d:5e:6f:70:81', 3c:5a:b4:ff:fe:12:9e:07; dns 2001:4860:4860::8844",
+     [("2001:4860:4860::8844", "ip")]),
+    # a float's mantissa, multiplied and then alone, is no card number
+    ("4518730199261040*2**-52, then 4518730199261040 again; card 4539 1488 0343 6467",
+     [("4539 1488 0343 6467", "card")]),
+    # credentials of a template, for localhost or an example host; real ones are found
+    ("postgres://app:password@db.acme.io/x mysql://root:Zq9v!@127.0.0.1:3306/ redis://u:${REDIS_PASS}@cache.acme.io/0 "
+     "http://bob:Tr0ub4dor@mail.example.com/ https://deploy:Xk3-pQ9z@git.acme.io/r", [("deploy:Xk3-pQ9z", "secret")]),
+]
+
+
+@pytest.mark.parametrize("text, expected", TECHNICAL)
+def test_numbers_of_technical_documentation_are_no_personal_data(text, expected):
+    assert [(text[a:b], kind) for a, b, kind in PiiFinder().find(text)] == expected
+
+
 def test_finder_refuses_unknown_types_and_regions():
     with pytest.raises(ValueError, match="unknown PII type 'passport'"):
         PiiFinder(types=["email", "passport"])
