@@ -30,9 +30,10 @@ datatrove's choice, 2.5 n for CJK the issue's. Documents per second: one process
 over the clean pages of a language, median of ``--repeat`` runs.
 
 ``--scale`` measures how each tool grows, each in a fresh process: with the evaluation sets
-above (about 1,000 items) and ten times as many (every HPLT excerpt of the seven languages and
-the Python documentation's paragraphs as items), over the clean pages once and four times:
-index build seconds, pages per second and the process's peak RSS.
+above (about 1,000 items) and many more (the items' half of the HPLT excerpts in all seven
+languages and the UDHR's paragraphs in 443 languages: none from the clean pages), over the
+clean pages once and four times: index build seconds, pages per second and the process's peak
+RSS.
 """
 
 from __future__ import annotations
@@ -187,14 +188,19 @@ class Datatrove:
         return result is not True and not (isinstance(result, tuple) and result[0])
 
 
-def many_items(shared: Path) -> dict[str, list[dict]]:
-    """About ten thousand items: every HPLT excerpt (seven languages) and the Python documentation's
-    paragraphs of over 200 characters, cut like the web items."""
-    items = []
+def many_items(shared: Path, half: str) -> dict[str, list[dict]]:
+    """About twenty times the items, none drawn from the clean pages: the HPLT excerpts of the
+    items' half in all seven languages and the Universal Declaration of Human Rights' paragraphs
+    of over 200 characters (443 languages), cut like the web items."""
+    import csv
+
+    pick = 1 if half == "test" else 0
     rows = [json.loads(line) for line in open(shared / "web-quality" / "hplt2-excerpts.jsonl", encoding="utf-8")]
-    texts = [(r["text"], r["lang"].split("_")[1] in ("Hans", "Hant", "Jpan")) for r in rows]
-    for page in sorted((shared / "sites" / "python-docs" / "_sources").rglob("*.txt")):
-        texts += [(para, False) for para in page.read_text(encoding="utf-8").split("\n\n") if len(para) > 200]
+    texts = [(r["text"], r["lang"].split("_")[1] in ("Hans", "Hant", "Jpan")) for r in rows[pick::2]]
+    with open(shared / "langid-udhr" / "udhr_paragraphs.tsv", encoding="utf-8") as f:
+        texts += [(r["text"], r["bcp47"].split("-")[0] in ("cmn", "zh", "yue", "ja", "jpn", "lzh", "hak", "nan")) for r in csv.DictReader(f, delimiter="\t")
+                  if len(r["text"]) > 200]
+    items = []
     for k, (text, zh) in enumerate(texts):
         text = text[:400]
         cut = len(text) * 6 // 10
@@ -224,7 +230,7 @@ def scale(shared: Path, half: str) -> None:
 
     sets, clean = load(shared, half)
     pages = [(lang, p) for lang, texts in clean.items() for p in texts]
-    sizes = {"evaluation sets above": sets, "ten times the items": many_items(shared)}
+    sizes = {"evaluation sets above": sets, "many more items": many_items(shared, half)}
     copies = [1, 4]
     print(f"clean pages: {len(pages)} ({sum(len(p.encode()) for _, p in pages) / 1e6:.1f} MB), once and 4 times\n")
     print("| tool | items | index build s | pages/s, pages x1 | pages/s, pages x4 | peak RSS MB |")
