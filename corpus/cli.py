@@ -234,14 +234,13 @@ def cmd_eval(args) -> int:
 
 
 def cmd_sample(args) -> int:
-    from corpus.tokenizer.sp import Tokenizer
-    from corpus.trainer.checkpoint import load_model
+    from corpus.trainer.checkpoint import checkpoint_tokenizer, load_model
     from corpus.trainer.runtime import pick_device
     from corpus.trainer.sample import sample_text
 
     device = pick_device(args.device)
     model, state = load_model(args.checkpoint, device)
-    print(sample_text(model, Tokenizer(state["tokenizer"]), args.prompt, args.tokens, args.temperature, args.top_k,
+    print(sample_text(model, checkpoint_tokenizer(state), args.prompt, args.tokens, args.temperature, args.top_k,
                       args.seed, device))
     return 0
 

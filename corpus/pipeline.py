@@ -91,6 +91,13 @@ class Runner:
         storage.apply(cfg.storage_options)  # before the readers list their inputs
         self.out = cfg.output_dir
         self.dir = RunDir(cfg.output_dir)  # the run folder's parts
+        if self.dir.remote:  # object storage that does not answer, or refuses: one error before any work
+            try:
+                self.out.fs.invalidate_cache()
+                self.out.exists()
+            except Exception as e:  # noqa: BLE001  (network, credentials, permissions: said as they are)
+                raise ConfigError(f"{cfg.source}: output_dir {str(self.out)!r} cannot be reached: "
+                                  f"{type(e).__name__}: {e}") from None
         self.stages = [catalog.stages()[name] for name in cfg.stages]
         # a stage before the steps (the crawl) makes their input: build them after it has run
         self.steps = [] if any(st.before_steps for st in self.stages) else self.build_steps()

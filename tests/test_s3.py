@@ -124,6 +124,16 @@ def test_an_s3_url_that_matches_nothing_is_one_clear_error(tmp_path, s3, inputs)
     assert not (tmp_path / "missing" / "logs").exists()
 
 
+def test_an_unreachable_output_dir_is_one_clear_error(tmp_path, s3, inputs):
+    env = {**s3.env(SECRET), "AWS_ENDPOINT_URL": "http://127.0.0.1:9", "AWS_MAX_ATTEMPTS": "1"}  # port 9: nobody
+    (tmp_path / "p.yaml").write_text(f"output_dir: s3://runs/unreachable\nsteps:\n"
+                                     f"  - jsonl_reader: {{paths: ['{inputs}/*.jsonl.gz']}}\n")
+    r = subprocess.run([*CORPUS, "run", str(tmp_path / "p.yaml")], cwd=ROOT, capture_output=True, text=True,
+                       timeout=300, env={**{k: v for k, v in os.environ.items() if not k.startswith("AWS_")}, **env})
+    assert r.returncode != 0 and "Traceback" not in r.stderr, r.stderr[-3000:]
+    assert "output_dir 's3://runs/unreachable' cannot be reached" in r.stderr and SECRET not in r.stderr
+
+
 def test_an_unreachable_server_is_one_clear_error(tmp_path, s3):
     env = {**s3.env(SECRET), "AWS_ENDPOINT_URL": "http://127.0.0.1:9", "AWS_MAX_ATTEMPTS": "1"}  # port 9: nobody
     r = run(tmp_path, "unreachable", "  - jsonl_reader: {paths: ['s3://inputs/*.jsonl.gz']}\n", env)
@@ -232,6 +242,16 @@ def test_a_run_with_output_on_s3_keeps_what_the_local_run_keeps_and_resumes_afte
     assert manifest["tokenizer"]["sha256"] == local_manifest["tokenizer"]["sha256"]
     assert manifest["tokenizer"]["path"] == "../tokenizer/tokenizer.model"
     assert fs.exists("runs/web/train/ckpt.pt") and summary["stages"]["train"]["checkpoint"].startswith("s3://runs/web/train")
+    # the model read back from there, on a machine without the run's local caches
+    shutil.rmtree(tmp_path / "cache")
+    (tmp_path / "eval.txt").write_text("To be, or not to be, that is the question.\n")
+    evaluated = subprocess.run([*CORPUS, "eval", "s3://runs/web/train/ckpt.pt", "--text", str(tmp_path / "eval.txt")],
+                               cwd=ROOT, capture_output=True, text=True, timeout=300, env=env)
+    assert evaluated.returncode == 0, evaluated.stderr[-2000:]
+    assert json.loads(evaluated.stdout)["bits_per_byte"] > 0
+    sampled = subprocess.run([*CORPUS, "sample", "s3://runs/web/train/ckpt.pt", "--tokens", "5"], cwd=ROOT,
+                             capture_output=True, text=True, timeout=300, env=env)
+    assert sampled.returncode == 0 and sampled.stdout.strip(), sampled.stderr[-2000:]
     assert not list(tmp_path.glob("s3*")) and not (ROOT / "s3:").exists()
 
     # kill -9 once the first task has finished, then the same command again

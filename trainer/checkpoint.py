@@ -9,21 +9,40 @@ caller adds (vocabulary size, eos id, tokenizer path, process count).
 
 from __future__ import annotations
 
+import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from corpus.core.io import atomic_path
+from corpus.core.io import atomic_path, local_copy
 from corpus.trainer.config import TrainConfig
 from corpus.trainer.model import GPT, GPTConfig
 
 CHECKPOINT = "ckpt.pt"
 
 
+def checkpoint_tokenizer(state: dict):
+    """The tokenizer a checkpoint was trained with: the file it names, or, where that path does
+    not exist (a checkpoint copied to another machine or fetched from object storage), the model
+    the checkpoint carries."""
+    from corpus.tokenizer.sp import Tokenizer
+
+    path = Path(state["tokenizer"])
+    if path.exists() or not state.get("tokenizer_model"):
+        return Tokenizer(path)
+    with tempfile.TemporaryDirectory(prefix="corpus-") as folder:
+        (Path(folder) / "tokenizer.model").write_bytes(state["tokenizer_model"])
+        return Tokenizer(Path(folder) / "tokenizer.model")
+
+
 def save_checkpoint(path: Path, model: GPT, optimizer, cfg: TrainConfig, step: int, position: int, extra: dict) -> None:
+    tokenizer = extra.get("tokenizer")
     state = {
+        # the tokenizer's model itself (sentencepiece, well under 1 MB at these vocabularies): the
+        # checkpoint is usable where the path it names is not
+        "tokenizer_model": Path(tokenizer).read_bytes() if tokenizer and Path(tokenizer).exists() else None,
         "model": model.state_dict(),
         "model_config": asdict(model.config),
         "optimizer": optimizer.state_dict(),
@@ -40,9 +59,11 @@ def save_checkpoint(path: Path, model: GPT, optimizer, cfg: TrainConfig, step: i
 
 def load_model(checkpoint: str | Path, device: str = "cpu") -> tuple[GPT, dict]:
     """The checkpoint's model on ``device``, and the whole checkpoint state (``state["tokenizer"]``
-    is the tokenizer's path). Checkpoints without ``model_config`` (older ones) are rebuilt from
-    their training configuration and vocabulary size."""
-    state = torch.load(checkpoint, map_location=device, weights_only=False)
+    is the tokenizer's path: see ``checkpoint_tokenizer``). ``checkpoint`` may be an fsspec URL
+    (fetched to a temporary file). Checkpoints without ``model_config`` (older ones) are rebuilt
+    from their training configuration and vocabulary size."""
+    with local_copy(checkpoint) as local:
+        state = torch.load(local, map_location=device, weights_only=False)
     if "model_config" in state:
         config = GPTConfig(**state["model_config"])
     else:

@@ -9,7 +9,7 @@ from pathlib import Path
 import torch
 import torch.distributed as dist
 
-from corpus.trainer.checkpoint import load_model
+from corpus.trainer.checkpoint import checkpoint_tokenizer, load_model
 from corpus.trainer.config import TrainConfig
 from corpus.trainer.data import Batches
 from corpus.trainer.runtime import autocast, pick_device
@@ -41,12 +41,10 @@ def evaluate(model, batches: Batches, cfg: TrainConfig, device: str, dtype, rank
 def evaluate_text(checkpoint: str | Path, text: str, device: str = "auto", batch_size: int = 8) -> dict:
     """Loss and bits per byte of a checkpoint on any text: the text is tokenized with the
     checkpoint's tokenizer and scored in windows of block_size tokens."""
-    from corpus.tokenizer.sp import Tokenizer
-
     device = pick_device(device)
     model, state = load_model(checkpoint, device)
     model.eval()
-    ids = Tokenizer(state["tokenizer"]).encode(text)
+    ids = checkpoint_tokenizer(state).encode(text)
     T = model.block_size
     if len(ids) < 2:
         raise ValueError("the text is too short to evaluate (fewer than 2 tokens)")
