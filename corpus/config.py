@@ -212,10 +212,6 @@ def config_from_dict(raw: Any, source: str = "<config>", overrides: list[str] = 
             raise ConfigError(f"{source}: '{key}' must be true or false, got {raw[key]!r}")
 
     stages = {key: stage_config(key, raw[key], source) for key in registered if raw.get(key) is not None}
-    if scheme and scheme.group(1).lower() != "file" and "crawl" in stages:
-        raise ConfigError(f"{source}: output_dir {output_dir!r} is on object storage; the crawl stage writes its WARC "
-                          "files and frontier on local disk: give a local output_dir, or crawl first and read the "
-                          "WARC files from object storage")
     for key in stages:
         for need in registered[key].needs:
             if need not in stages:

@@ -128,15 +128,13 @@ def test_name_and_stages_from_the_file(tmp_path):
 
 def test_output_dir_url_is_object_storage_never_a_local_folder(tmp_path, monkeypatch):
     """A run folder at a URL is on that storage (never a local folder named 's3:/bucket/run'); a
-    protocol fsspec cannot serve, or the crawl (which needs a local run folder), is refused at load."""
+    protocol fsspec cannot serve is refused at load."""
     monkeypatch.chdir(tmp_path)
     steps = f"steps:\n  - files_reader: {{paths: ['{make_input(tmp_path)}']}}\n"
     cfg = load_config(write(tmp_path, "output_dir: memory://bucket/run\n" + steps))
     assert str(cfg.output_dir) == "memory://bucket/run" and cfg.output_dir.protocol == "memory"
     with pytest.raises(ConfigError, match="output_dir 'nosuch://bucket/run'.*nosuch"):
         load_config(write(tmp_path, "output_dir: nosuch://bucket/run\n" + steps))
-    with pytest.raises(ConfigError, match="the crawl stage writes its WARC files and frontier on local disk"):
-        load_config(write(tmp_path, "output_dir: memory://bucket/run\n" + steps + "crawl: {seeds: ['https://example.org/']}\n"))
     assert not [p for p in tmp_path.iterdir() if ":" in p.name]
 
 

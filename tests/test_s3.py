@@ -268,3 +268,36 @@ def test_a_run_with_output_on_s3_keeps_what_the_local_run_keeps_and_resumes_afte
     again = subprocess.run([*CORPUS, "run", str(path)], cwd=ROOT, capture_output=True, text=True, timeout=600, env=env)
     assert again.returncode == 0, again.stderr[-3000:]
     assert killed_mid_run and s3_documents(fs, "runs/killed/docs") == kept
+
+
+def test_a_crawl_into_a_run_folder_on_s3(tmp_path, s3):
+    """crawl: with output_dir on s3://: the crawl works in a local mirror (its frontier needs a
+    local socket), its WARC files land in the run folder on S3, and the steps read them there."""
+    import tempfile
+
+    import yaml
+
+    from tests.servers import Logged, serve
+
+    server, base, _ = serve(Logged, str(shared_path("sites", "python-docs")), robots=b"User-agent: *\nAllow: /\n")
+    cache = tempfile.mkdtemp(prefix="cc-", dir="/tmp")  # short: the frontier's Unix socket lives there
+    try:
+        path = tmp_path / "crawl.yaml"
+        path.write_text(yaml.safe_dump({
+            "name": "crawled", "output_dir": "s3://runs/crawled",
+            "crawl": {"seeds": [f"{base}/tutorial/index.html"], "allow": ["/tutorial/"], "allow_private": True,
+                      "max_pages": 8, "delay": 0.0, "autothrottle": False},
+            "steps": [{"warc_reader": {"paths": ["crawl/*.warc.gz"]}}, {"jsonl_writer": {"path": "docs"}}]}))
+        env = {**{k: v for k, v in os.environ.items() if not k.startswith("AWS_")}, **s3.env(SECRET),
+               "CORPUS_CACHE": cache}
+        s3.fs(SECRET).makedirs("runs", exist_ok=True)
+        r = subprocess.run([*CORPUS, "run", str(path)], cwd=ROOT, capture_output=True, text=True, timeout=300, env=env)
+    finally:
+        server.shutdown()
+        shutil.rmtree(cache, ignore_errors=True)
+    assert r.returncode == 0, r.stderr[-3000:]
+    fs = s3.fs(SECRET)
+    assert fs.glob("runs/crawled/crawl/*.warc.gz") and fs.exists("runs/crawled/crawl/summary.json")
+    summary = json.loads(fs.cat_file("runs/crawled/summary.json"))
+    assert summary["stages"]["crawl"]["pages"] == 8
+    assert summary["steps"][-1]["documents_out"] == 8 == len(s3_documents(fs, "runs/crawled/docs"))

@@ -3,6 +3,7 @@ in ``crawl/`` (``corpus.crawler``: Scrapy, warcio, a Redis frontier)."""
 
 from __future__ import annotations
 
+from corpus.core.io import staged
 from corpus.core.registry import RunContext, register_stage
 from corpus.crawler.config import CrawlConfig
 
@@ -14,6 +15,12 @@ def run(ctx: RunContext, cfg: CrawlConfig) -> dict:
     from corpus.crawler.run import CrawlError, crawl
 
     try:
-        return crawl(ctx.output_dir, ctx.pipeline.get("name") or ctx.output_dir.name, cfg)
+        # a run folder on object storage: the crawl works in a local mirror of crawl/ (the
+        # frontier's server needs a local socket and file), whose WARC files, frontier state and
+        # figures are uploaded when it ends; the steps then read the WARC files from the store
+        with staged(ctx.run.crawl) as local:
+            result = crawl(local.parent if ctx.run.remote else ctx.output_dir,
+                           ctx.pipeline.get("name") or ctx.output_dir.name, cfg)
+        return result
     except (CrawlError, FrontierError) as e:
         raise ValueError(str(e)) from e
