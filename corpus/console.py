@@ -63,7 +63,12 @@ def job_output(log_file: Path):
         return
     terminal()  # keep a handle on the real standard error before redirecting it
     remote = is_remote(log_file)
-    local = Path(tempfile.mkstemp(prefix="corpus-console-")[1]) if remote else log_file
+    if remote:
+        fd, name = tempfile.mkstemp(prefix="corpus-console-")
+        os.close(fd)
+        local = Path(name)
+    else:
+        local = log_file
     if remote and log_file.exists():  # on object storage the log of an earlier try is appended to, here
         local.write_bytes(log_file.read_bytes())
     local.parent.mkdir(parents=True, exist_ok=True)
