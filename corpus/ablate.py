@@ -177,8 +177,11 @@ def match_languages(raw_dir: Path, curated_dir: Path, tokenizer: Path, labeler) 
 
     from corpus.core.io import atomic_path
 
-    target = token_shares(*_rows_and_tokens(curated_dir, tokenizer))
-    raw, raw_tokens = _rows_and_tokens(raw_dir, tokenizer)
+    from corpus.tokenizer.sp import Tokenizer
+
+    tok = Tokenizer(tokenizer)
+    target = token_shares(*_rows_and_tokens(curated_dir, tok))
+    raw, raw_tokens = _rows_and_tokens(raw_dir, tok)
     labelled = labeler.run(iter(Document(text=r["text"], id=r["id"]) for r in raw))
     for row, doc in zip(raw, labelled):
         row.setdefault("metadata", {})["language"] = doc.metadata.get("language") or "?"
@@ -191,9 +194,6 @@ def match_languages(raw_dir: Path, curated_dir: Path, tokenizer: Path, labeler) 
         raise ValueError(f"--match-languages: the raw documents have no text in {', '.join(missing)}, which the "
                          "curated ones have")
     total = min(available[lang] / share for lang, share in target.items() if share > 0)
-    from corpus.tokenizer.sp import Tokenizer
-
-    tok = Tokenizer(tokenizer)
     keep: list[tuple[int, dict, int]] = []  # (position, row, tokens)
     for lang, share in target.items():
         want = round(share * total)
@@ -215,6 +215,7 @@ def match_languages(raw_dir: Path, curated_dir: Path, tokenizer: Path, labeler) 
 def ablate(run_dir: str | Path, eval_paths: str | list[str], tokens: int, seeds: int = 3,
            overrides: dict | None = None, eval_key: str | None = None, match: bool = False) -> dict:
     from corpus.tokenizer.encode import ShardsConfig, write_shards
+    from corpus.tokenizer.sp import Tokenizer
     from corpus.trainer.evaluate import evaluate_text
     from corpus.trainer.train import train
 
@@ -289,7 +290,7 @@ def ablate(run_dir: str | Path, eval_paths: str | list[str], tokens: int, seeds:
         arms[arm].pop("results")
         arms[arm].update(first["arms"][arm])
         if match:
-            arms[arm]["language_shares"] = shares.get(arm) or token_shares(*_rows_and_tokens(out / arm / "docs", tokenizer))
+            arms[arm]["language_shares"] = shares.get(arm) or token_shares(*_rows_and_tokens(out / arm / "docs", Tokenizer(tokenizer)))
     arms = {arm: arms[arm] for arm in ARMS}
     result = {"eval": str(evals[0].path), "eval_key": eval_key, "eval_documents": first["documents"],
               "eval_bytes": first["bytes"], "tokens": tokens, "seeds": seeds, "languages_matched": match,
@@ -307,9 +308,6 @@ def ablate(run_dir: str | Path, eval_paths: str | list[str], tokens: int, seeds:
     return result
 
 
-def _rows_and_tokens(folder: Path, tokenizer: Path) -> tuple[list[dict], list[int]]:
-    from corpus.tokenizer.sp import Tokenizer
-
-    tok = Tokenizer(tokenizer)
+def _rows_and_tokens(folder: Path, tok) -> tuple[list[dict], list[int]]:
     rows = [json.loads(line) for line in (folder / "docs.jsonl").read_text(encoding="utf-8").splitlines() if line]
     return rows, [len(tok.encode(r["text"])) for r in rows]

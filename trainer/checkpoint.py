@@ -38,11 +38,7 @@ def checkpoint_tokenizer(state: dict):
 
 
 def save_checkpoint(path: Path, model: GPT, optimizer, cfg: TrainConfig, step: int, position: int, extra: dict) -> None:
-    tokenizer = extra.get("tokenizer")
     state = {
-        # the tokenizer's model itself (sentencepiece, well under 1 MB at these vocabularies): the
-        # checkpoint is usable where the path it names is not
-        "tokenizer_model": Path(tokenizer).read_bytes() if tokenizer and Path(tokenizer).exists() else None,
         "model": model.state_dict(),
         "model_config": asdict(model.config),
         "optimizer": optimizer.state_dict(),

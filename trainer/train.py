@@ -65,6 +65,8 @@ class Run:
     device: str
     dtype: torch.dtype | None
     tokenizer: str  # the tokenizer model's path
+    # ... and the model itself, read once: every checkpoint carries it (usable where that path is not)
+    tokenizer_model: bytes
     vocab_size: int
     eos_id: int
     train_batches: Batches
@@ -113,7 +115,8 @@ def setup(shards_dir: Path, out_dir: Path, cfg: TrainConfig) -> Run:
     compiled = torch.compile(model) if cfg.compile else model
     run = Run(
         cfg=cfg, out_dir=out_dir, rank=rank, world=world, device=device, dtype=dtype,
-        tokenizer=str((shards_dir / tok["path"]).resolve()), vocab_size=tok["vocab_size"], eos_id=tok["eos_id"],
+        tokenizer=str((shards_dir / tok["path"]).resolve()),
+        tokenizer_model=(shards_dir / tok["path"]).read_bytes(), vocab_size=tok["vocab_size"], eos_id=tok["eos_id"],
         train_batches=batches(shards_dir, "train", tok["eos_id"], cfg),
         val_batches=batches(shards_dir, "val", tok["eos_id"], cfg),
         val_tokens_per_byte=tokens_per_byte(shards_dir, "val"),
@@ -251,7 +254,8 @@ def save(run: Run) -> None:
     if run.master:
         save_checkpoint(run.checkpoint, run.model, run.optimizer, run.cfg, run.progress.step, run.progress.position,
                         {"vocab_size": run.vocab_size, "eos_id": run.eos_id, "history": run.progress.history,
-                         "world": run.world, "tokenizer": run.tokenizer, "elapsed_s": run.elapsed(),
+                         "world": run.world, "tokenizer": run.tokenizer, "tokenizer_model": run.tokenizer_model,
+                         "elapsed_s": run.elapsed(),
                          "train_loss": run.progress.train_loss})
     if run.world > 1:
         dist.barrier()

@@ -57,11 +57,6 @@ def schema(vocab_size: int) -> pa.Schema:
     )
 
 
-def is_url(path: str | Path) -> bool:
-    """An fsspec URL or a path on object storage (``UPath``), not a local path or file://."""
-    return is_remote(path)
-
-
 def cache_root() -> Path:
     """Where shards read from object storage are kept: ``$CORPUS_CACHE`` or ``~/.cache/corpus``."""
     return Path(os.environ.get("CORPUS_CACHE") or Path.home() / ".cache" / "corpus")
@@ -72,7 +67,7 @@ def local(folder: str | Path) -> Path:
     there is kept when its sha256 is the manifest's; any other is fetched (to a temporary name,
     checked, then renamed). The tokenizer the manifest names comes too, at the same relative
     place, so ``corpus.shards.tokenizer`` finds it."""
-    if not is_url(folder):
+    if not is_remote(folder):
         return Path(str(folder).removeprefix("file://"))
     import fsspec
 
@@ -112,7 +107,7 @@ def local(folder: str | Path) -> Path:
 
 def read_manifest(folder: str | Path) -> dict:
     """The manifest of a local shard folder, or of one at a URL."""
-    if is_url(folder):
+    if is_remote(folder):
         folder = local(folder)
     path = Path(folder) / MANIFEST
     if not path.exists():
