@@ -47,7 +47,7 @@ def test_funnel_in_summary(web_run):
     assert "job 00-steps: 2/2 tasks, 92 documents" in r.stderr  # one plain line per job off a terminal
     train = summary["stages"]["train"]
     assert train["final_val_loss"] < train["first_val_loss"] and train["final_val_bpb"] < train["first_val_bpb"]
-    assert (out / "pipeline.yaml").exists() and (out / "train" / "ckpt.pt").exists()
+    assert (out / "pipeline.yaml").exists() and (out / "train" / "checkpoint").exists()
 
 
 def test_shards_decode_to_the_curated_documents(web_run):

@@ -241,15 +241,15 @@ def test_a_run_with_output_on_s3_keeps_what_the_local_run_keeps_and_resumes_afte
     assert [(e["file"], e["sha256"]) for e in manifest["shards"]] == [(e["file"], e["sha256"]) for e in local_manifest["shards"]]
     assert manifest["tokenizer"]["sha256"] == local_manifest["tokenizer"]["sha256"]
     assert manifest["tokenizer"]["path"] == "../tokenizer/tokenizer.model"
-    assert fs.exists("runs/web/train/ckpt.pt") and summary["stages"]["train"]["checkpoint"].startswith("s3://runs/web/train")
+    assert fs.exists("runs/web/train/checkpoint") and summary["stages"]["train"]["checkpoint"].startswith("s3://runs/web/train")
     # the model read back from there, on a machine without the run's local caches
     shutil.rmtree(tmp_path / "cache")
     (tmp_path / "eval.txt").write_text("To be, or not to be, that is the question.\n")
-    evaluated = subprocess.run([*CORPUS, "eval", "s3://runs/web/train/ckpt.pt", "--text", str(tmp_path / "eval.txt")],
+    evaluated = subprocess.run([*CORPUS, "eval", "s3://runs/web/train/checkpoint", "--text", str(tmp_path / "eval.txt")],
                                cwd=ROOT, capture_output=True, text=True, timeout=300, env=env)
     assert evaluated.returncode == 0, evaluated.stderr[-2000:]
     assert json.loads(evaluated.stdout)["bits_per_byte"] > 0
-    sampled = subprocess.run([*CORPUS, "sample", "s3://runs/web/train/ckpt.pt", "--tokens", "5"], cwd=ROOT,
+    sampled = subprocess.run([*CORPUS, "sample", "s3://runs/web/train/checkpoint", "--tokens", "5"], cwd=ROOT,
                              capture_output=True, text=True, timeout=300, env=env)
     assert sampled.returncode == 0 and sampled.stdout.strip(), sampled.stderr[-2000:]
     assert not list(tmp_path.glob("s3*")) and not (ROOT / "s3:").exists()

@@ -4,6 +4,8 @@ import csv
 import gzip
 import json
 import math
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -49,7 +51,7 @@ def test_loss_and_bits_per_byte_fall(shards, tmp_path):
     rows = list(csv.DictReader(open(tmp_path / "metrics.csv")))
     assert [int(r["step"]) for r in rows] == [0, 10, 20, 30, 40, 50, 60]
     assert result["sample"]
-    model, state = load_model(tmp_path / "ckpt.pt")
+    model, state = load_model(tmp_path / "checkpoint")
     assert state["step"] == 60 and state["data_position"] == 60 * 8
 
 
@@ -63,21 +65,19 @@ def test_resume_gives_the_same_curve(shards, tmp_path):
     assert [r["step"] for r in cut_rows] == [r["step"] for r in full_rows]
     for a, b in zip(full_rows, cut_rows):
         assert float(a["val_loss"]) == pytest.approx(float(b["val_loss"]), abs=1e-4)
-    a, _ = load_model(tmp_path / "full" / "ckpt.pt")
-    b, _ = load_model(tmp_path / "cut" / "ckpt.pt")
+    a, _ = load_model(tmp_path / "full" / "checkpoint")
+    b, _ = load_model(tmp_path / "cut" / "checkpoint")
     for (na, pa), (_, pb) in zip(a.state_dict().items(), b.state_dict().items()):
         assert torch.allclose(pa, pb, atol=1e-5), na
     assert resumed["final_val_loss"] == pytest.approx(full["final_val_loss"], abs=1e-4)
 
 
 def test_eval_cli_and_loss_curve(shards, tmp_path):
-    import subprocess
-
     from tests.conftest import CORPUS, ROOT, shared_path
 
     train(shards, tmp_path, TrainConfig(**TINY, max_steps=20))
     assert (tmp_path / "loss.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    r = subprocess.run([*CORPUS, "eval", str(tmp_path / "ckpt.pt"), "--text", str(shared_path("tinyshakespeare", "input.txt"))],
+    r = subprocess.run([*CORPUS, "eval", str(tmp_path / "checkpoint"), "--text", str(shared_path("tinyshakespeare", "input.txt"))],
                        cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stderr[-2000:]
     out = json.loads(r.stdout)
@@ -86,8 +86,6 @@ def test_eval_cli_and_loss_curve(shards, tmp_path):
 
 def test_ddp_two_cpu_processes_match_one(shards, tmp_path):
     """torchrun with 2 gloo processes of batch B equals 1 process of batch 2B."""
-    import subprocess
-    import sys
 
     from tests.conftest import ROOT
 
@@ -111,8 +109,8 @@ def test_ddp_two_cpu_processes_match_one(shards, tmp_path):
     assert [r["step"] for r in a] == [r["step"] for r in b] == ["0", "6", "12"]
     for ra, rb in zip(a, b):
         assert float(ra["val_loss"]) == pytest.approx(float(rb["val_loss"]), abs=2e-3)
-    ma, _ = load_model(tmp_path / "one" / "ckpt.pt")
-    mb, state = load_model(tmp_path / "two" / "ckpt.pt")
+    ma, _ = load_model(tmp_path / "one" / "checkpoint")
+    mb, state = load_model(tmp_path / "two" / "checkpoint")
     assert state["world"] == 2 and state["data_position"] == 12 * 8
     for (name, pa_), (_, pb) in zip(ma.state_dict().items(), mb.state_dict().items()):
         assert torch.allclose(pa_, pb, atol=2e-3), name
@@ -121,5 +119,19 @@ def test_ddp_two_cpu_processes_match_one(shards, tmp_path):
 def test_rotary_embeddings_train(shards, tmp_path):
     result = train(shards, tmp_path, TrainConfig(**TINY, max_steps=40, rope=True))
     assert result["final_val_loss"] < result["first_val_loss"] - 1.0
-    model, _ = load_model(tmp_path / "ckpt.pt")
+    model, _ = load_model(tmp_path / "checkpoint")
     assert model.rope and not hasattr(model, "wpe")
+
+
+def test_every_command_sets_the_thread_policy_before_torch_loads():
+    """OpenMP reads OMP_WAIT_POLICY once, when torch loads: importing any part of corpus (as every
+    command does first) sets it to PASSIVE unless the user chose a policy."""
+    import os
+
+    code = "import corpus.trainer.model, os, sys; print(os.environ.get('OMP_WAIT_POLICY'), 'torch' in sys.modules)"
+    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["PASSIVE", "True"]
+    env["OMP_WAIT_POLICY"] = "ACTIVE"
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["ACTIVE", "True"]

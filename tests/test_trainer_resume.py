@@ -1,5 +1,5 @@
 """The trainer's checkpoints and loader: exact resume with dropout and gradient accumulation,
-older checkpoints, refused resumes, and the window order and packing against a plain reference."""
+the checkpoint folder (safetensors and JSON, no pickle), refused resumes, and the window order and packing against a plain reference."""
 
 import csv
 
@@ -24,8 +24,8 @@ def test_resume_is_exact_with_dropout_and_accumulation(shards, tmp_path):
     train(shards, tmp_path / "cut", cfg, stop_at=5)
     resumed = train(shards, tmp_path / "cut", cfg)
     assert resumed["final_train_loss"] == full["final_train_loss"]
-    a, sa = load_model(tmp_path / "full" / "ckpt.pt")
-    b, sb = load_model(tmp_path / "cut" / "ckpt.pt")
+    a, sa = load_model(tmp_path / "full" / "checkpoint")
+    b, sb = load_model(tmp_path / "cut" / "checkpoint")
     assert sa["data_position"] == sb["data_position"] == 10 * 2 * 4
     for (name, pa), (_, pb) in zip(a.state_dict().items(), b.state_dict().items()):
         assert torch.equal(pa, pb), name
@@ -33,23 +33,42 @@ def test_resume_is_exact_with_dropout_and_accumulation(shards, tmp_path):
     assert [(r["step"], r["val_loss"]) for r in rows[0]] == [(r["step"], r["val_loss"]) for r in rows[1]]
 
 
-def test_checkpoint_model_config_older_checkpoints_and_refused_resume(shards, tmp_path):
+def test_checkpoint_model_config_and_refused_resume(shards, tmp_path):
     cfg = TrainConfig(**SMALL, max_steps=5, rope=True)
     train(shards, tmp_path, cfg)
-    model, state = load_model(tmp_path / "ckpt.pt")
+    model, state = load_model(tmp_path / "checkpoint")
     assert state["model_config"] == {"vocab_size": 512, "block_size": 32, "n_layer": 1, "n_head": 2, "n_embd": 32,
                                      "dropout": 0.0, "rope": True}
     assert model.config == GPTConfig(**state["model_config"]) and state["tokenizer"].endswith("tokenizer.model")
-    del state["model_config"]  # as written before GPTConfig existed
-    torch.save(state, tmp_path / "old.pt")
-    old, _ = load_model(tmp_path / "old.pt")
-    assert old.config == model.config
-    for (name, pa), (_, pb) in zip(model.state_dict().items(), old.state_dict().items()):
-        assert torch.equal(pa, pb), name
     longer = train(shards, tmp_path, TrainConfig(**SMALL, max_steps=10, rope=True))  # only max_steps may change
     assert longer["steps"] == 10
     with pytest.raises(ValueError, match="another configuration"):
         train(shards, tmp_path, TrainConfig(**SMALL, max_steps=15, rope=True, learning_rate=1e-3))
+
+
+def test_checkpoint_is_tensors_and_json_and_survives_a_swap_cut_short(shards, tmp_path):
+    """No pickle anywhere (nothing runs code when a checkpoint loads); a process killed between the
+    two renames of a save leaves the previous checkpoint, which loads and resumes."""
+    import json
+
+    from safetensors import safe_open
+
+    cfg = TrainConfig(**SMALL, max_steps=5)
+    train(shards, tmp_path, cfg)
+    folder = tmp_path / "checkpoint"
+    assert sorted(p.name for p in folder.iterdir()) == ["meta.json", "model.safetensors", "optimizer.safetensors",
+                                                        "tokenizer.model"]
+    meta = json.loads((folder / "meta.json").read_text())
+    assert meta["kind"] == "gpt" and meta["step"] == 5 and meta["config"]["max_steps"] == 5
+    with safe_open(folder / "model.safetensors", "pt") as f:
+        assert "wte.weight" in f.keys() and f.get_tensor("wte.weight").shape == (512, 32)
+    before, _ = load_model(tmp_path)
+    folder.rename(tmp_path / ".checkpoint.old")  # as a save killed after moving the old folder aside
+    after, state = load_model(tmp_path)
+    assert state["step"] == 5 and all(torch.equal(a, b) for a, b in zip(before.state_dict().values(),
+                                                                         after.state_dict().values()))
+    assert train(shards, tmp_path, TrainConfig(**SMALL, max_steps=10))["steps"] == 10
+    assert folder.exists() and not (tmp_path / ".checkpoint.old").exists()
 
 
 def _fake_parts(monkeypatch):
@@ -104,7 +123,7 @@ def test_resumed_runs_report_true_figures(shards, tmp_path, monkeypatch):
 def test_checkpoint_interval_is_its_own(shards, tmp_path):
     cfg = TrainConfig(**SMALL | {"eval_interval": 100}, max_steps=9, checkpoint_interval=3)
     train(shards, tmp_path, cfg, stop_at=7)
-    _, state = load_model(tmp_path / "ckpt.pt")
+    _, state = load_model(tmp_path / "checkpoint")
     assert state["step"] == 6  # saved at 3 and 6, though no evaluation ran there
 
 

@@ -1,7 +1,8 @@
 """A GPT in the style of nanoGPT: pre-norm transformer blocks, causal self-attention through
 ``scaled_dot_product_attention`` (flash kernels where the device has them), learned position
 embeddings or, with ``rope=True``, rotary position embeddings on queries and keys, and the
-output head tied to the token embedding. ``GPTConfig`` is the model's shape, stored in checkpoints."""
+output head tied to the token embedding. ``GPTConfig`` is the model's shape, stored in checkpoints.
+``RewardModel`` is the same network with a scalar head (post-training)."""
 
 from __future__ import annotations
 
@@ -121,22 +122,33 @@ class GPT(nn.Module):
         n = sum(p.numel() for p in self.parameters())
         return n - self.wpe.weight.numel() if non_embedding and not self.rope else n
 
-    def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None):
+    def hidden(self, idx: torch.Tensor) -> torch.Tensor:
+        """The last block's output after the final norm, (B, T, n_embd), for token ids ``idx`` (B, T)."""
         T = idx.shape[1]
         if T > self.block_size:
             raise ValueError(f"sequence of {T} tokens is longer than block_size {self.block_size}")
         if self.rope:
-            x, rotary = self.drop(self.wte(idx)), (self.rope_cos, self.rope_sin)
+            x, rotary = self.drop(self.wte(idx)), (self.rope_cos, self.rope_sin)  # (B, T, C)
         else:
-            x, rotary = self.drop(self.wte(idx) + self.wpe(torch.arange(T, device=idx.device))), None
+            x, rotary = self.drop(self.wte(idx) + self.wpe(torch.arange(T, device=idx.device))), None  # (B, T, C)
         for block in self.blocks:
-            x = block(x, rotary)
-        x = self.ln_f(x)
+            x = block(x, rotary)  # (B, T, C)
+        return self.ln_f(x)  # (B, T, C)
+
+    def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None, ignore_index: int = -100):
+        """Logits (B, T, vocab) and the mean cross-entropy over the targets (B, T) that are not
+        ``ignore_index``; without targets, the logits of the last position only (B, 1, vocab)."""
+        x = self.hidden(idx)  # (B, T, C)
         if targets is None:
-            return self.lm_head(x[:, -1:, :]), None
-        logits = self.lm_head(x)
-        loss = F.cross_entropy(logits.view(-1, logits.size(-1)).float(), targets.reshape(-1))
+            return self.lm_head(x[:, -1:, :]), None  # (B, 1, vocab)
+        logits = self.lm_head(x)  # (B, T, vocab)
+        loss = F.cross_entropy(logits.view(-1, logits.size(-1)).float(), targets.reshape(-1), ignore_index=ignore_index)
         return logits, loss
+
+    def token_logprobs(self, idx: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """log p(target) at every position, (B, T), in float32."""
+        logits = self.lm_head(self.hidden(idx)).float()  # (B, T, vocab)
+        return torch.gather(F.log_softmax(logits, dim=-1), 2, targets.clamp(min=0).unsqueeze(-1)).squeeze(-1)  # (B, T)
 
     @torch.no_grad()
     def generate(self, idx: torch.Tensor, max_new_tokens: int, temperature: float = 1.0, top_k: int | None = None,
@@ -152,3 +164,26 @@ class GPT(nn.Module):
             if stop_id is not None and int(nxt[0, 0]) == stop_id:
                 break
         return idx
+
+
+class RewardModel(nn.Module):
+    """The GPT with a scalar head: the reward of a sequence is a linear read-out of the final
+    hidden state at its last token (the ``<|end|>`` closing the reply). ``config`` is the backbone's."""
+
+    def __init__(self, config: GPTConfig):
+        super().__init__()
+        self.config = config
+        self.gpt = GPT(config)
+        self.head = nn.Linear(config.n_embd, 1)
+        nn.init.zeros_(self.head.weight)
+        nn.init.zeros_(self.head.bias)
+
+    @property
+    def block_size(self) -> int:
+        return self.config.block_size
+
+    def forward(self, idx: torch.Tensor, last: torch.Tensor) -> torch.Tensor:
+        """Rewards (B,) of the rows of ``idx`` (B, T), each read at its position ``last`` (B,)."""
+        x = self.gpt.hidden(idx)  # (B, T, C)
+        at = x[torch.arange(idx.shape[0], device=idx.device), last]  # (B, C)
+        return self.head(at).squeeze(-1).float()  # (B,)

@@ -12,6 +12,7 @@ import hashlib
 import json
 import os
 import re
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -61,6 +62,42 @@ def atomic_path(path):
     finally:
         if tmp.exists():
             tmp.unlink()
+
+
+@contextlib.contextmanager
+def atomic_dir(path):
+    """Yields a temporary local folder; it becomes the folder ``path`` if the block succeeds. On a
+    local file system the old folder is renamed aside (``.NAME.old``, which ``settled_dir`` falls
+    back to should a process die between the two renames), the new one renamed in, the old one
+    removed; on object storage the folder is uploaded whole."""
+    path = run_path(path)
+    if is_remote(path):
+        with tempfile.TemporaryDirectory(prefix="corpus-") as folder:
+            yield Path(folder)
+            for file in Path(folder).iterdir():
+                path.fs.put_file(str(file), f"{path.path}/{file.name}")
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp, old = path.with_name(f".{path.name}{TMP_MARK}{os.getpid()}"), path.with_name(f".{path.name}.old")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
+    try:
+        yield tmp
+        shutil.rmtree(old, ignore_errors=True)
+        if path.exists():
+            os.replace(path, old)
+        os.replace(tmp, path)
+        shutil.rmtree(old, ignore_errors=True)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def settled_dir(path):
+    """The folder ``atomic_dir`` wrote at ``path``; its previous version if a process died while
+    swapping them; ``path`` itself (absent) when there is neither."""
+    path = run_path(path)
+    old = path.with_name(f".{path.name}.old")
+    return old if not is_remote(path) and not path.exists() and old.exists() else path
 
 
 def write_json(path: str | os.PathLike, data) -> None:
