@@ -26,6 +26,7 @@ from datatrove.data import Document, DocumentsPipeline
 from datatrove.pipeline.base import PipelineStep
 from loguru import logger
 
+from corpus.core import chat
 from corpus.core.funnel import Funnel
 from corpus.core.registry import register
 from corpus.decode import decode, looks_like_html
@@ -323,10 +324,11 @@ class WarcReader(FileReader):
 _SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
 
 
-def lone_surrogates(line: bytes, row) -> bool:
+def lone_surrogates(line: bytes | None, row) -> bool:
     """Whether a JSON line decoded to strings that are not Unicode text (an escaped half of a
-    surrogate pair, alone): no writer, tokenizer or UTF-8 file can hold them."""
-    if not _SURROGATE_ESCAPE.search(line):
+    surrogate pair, alone): no writer, tokenizer or UTF-8 file can hold them. ``line`` None (an
+    item of a JSON list): no cheap look at the line first."""
+    if line is not None and not _SURROGATE_ESCAPE.search(line):
         return False
     try:
         json.dumps(row, ensure_ascii=False).encode("utf-8")
@@ -340,6 +342,14 @@ def _doc_from_dict(row: dict, text_key: str, id_key: str, default_id: str, sourc
     text = row.get(text_key)
     if not isinstance(text, str):
         return None
+    doc_id = row.get(id_key)
+    return Document(text=text, id=str(doc_id) if doc_id is not None else default_id,
+                    metadata=_row_metadata(row, (text_key, id_key), source))
+
+
+def _row_metadata(row: dict, used: tuple[str, ...], source: str) -> dict:
+    """A record's metadata: its ``metadata`` mapping (or JSON string), then its other keys but
+    ``used``, and ``source`` unless it names one."""
     metadata = row.get("metadata")
     if isinstance(metadata, str):  # parquet_writer stores metadata as JSON
         try:
@@ -348,11 +358,10 @@ def _doc_from_dict(row: dict, text_key: str, id_key: str, default_id: str, sourc
             metadata = {"metadata": metadata}
     metadata = dict(metadata) if isinstance(metadata, dict) else {}
     for k, v in row.items():
-        if k not in (text_key, id_key, "metadata"):
+        if k not in used and k != "metadata":
             metadata[k] = v
     metadata.setdefault("source", source)
-    doc_id = row.get(id_key)
-    return Document(text=text, id=str(doc_id) if doc_id is not None else default_id, metadata=metadata)
+    return metadata
 
 
 @register("jsonl_reader")
@@ -395,24 +404,33 @@ class JsonlReader(FileReader):
 
     def read_file(self, url, protocol, rel, part=None):
         with self.open(url, protocol) as f:
-            for suffix, where, line in self._lines(f, part):
-                if not line.strip():
-                    continue
-                try:
-                    row = json.loads(line)
-                except (json.JSONDecodeError, UnicodeDecodeError) as e:
-                    self.skip("bad_json", f"{url}:{where}", str(e))
-                    continue
-                if lone_surrogates(line, row):
-                    self.skip("invalid_unicode", f"{url}:{where}",
-                              f"id {row.get(self.id_key)!r}: a lone surrogate escape (\\ud800-\\udfff)"
-                              if isinstance(row, dict) else "")
-                    continue
+            for suffix, where, row in self.rows(f, url, part):
                 doc = _doc_from_dict(row, self.text_key, self.id_key, f"{rel}/{suffix}", rel) if isinstance(row, dict) else None
                 if doc is None:
                     self.skip("no_text", f"{url}:{where}", f"no string {self.text_key!r}")
                     continue
                 yield doc
+
+    def rows(self, f, url, part):
+        """(line id suffix, where, row) of the lines that parse; the others are counted skips."""
+        for suffix, where, line in self._lines(f, part):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except (json.JSONDecodeError, UnicodeDecodeError) as e:
+                self.skip("bad_json", f"{url}:{where}", str(e))
+                continue
+            if self.bad_unicode(line, row, url, where):
+                continue
+            yield suffix, where, row
+
+    def bad_unicode(self, line: bytes | None, row, url: str, where) -> bool:
+        if not lone_surrogates(line, row):
+            return False
+        self.skip("invalid_unicode", f"{url}:{where}", f"id {row.get(self.id_key)!r}: a lone surrogate escape "
+                  "(\\ud800-\\udfff)" if isinstance(row, dict) else "")
+        return True
 
 
 class DeferredJsonlReader(JsonlReader):
@@ -429,6 +447,56 @@ class DeferredJsonlReader(JsonlReader):
         except InputError:
             self.files = []
         yield from super().run(data, rank, world_size)
+
+
+@register("chat_reader")
+class ChatReader(JsonlReader):
+    """Instruction and chat data (JSON Lines, .jsonl.gz, or a .json list) in any format
+    ``corpus.core.chat`` reads: OpenAI ``messages``, ShareGPT ``conversations``, Alpaca
+    ``instruction``/``input``/``output``, preference pairs (``chosen``/``rejected``, with a
+    ``prompt`` or TRL's full conversations) and our own rendered documents (``text``). The text
+    of each document is the rendered conversation (``chat.render``); ``metadata.chat_format``
+    says which format it came in, and the record's other keys become metadata as with
+    ``jsonl_reader``. A record that is no conversation is a skip with the reason
+    ``chat.from_record`` gives (``unknown_role``, ``bad_pair``, ...)."""
+
+    name = "💬 chat_reader"
+
+    def __init__(self, paths: list[str], limit: int = -1, id_key: str = "id", split_bytes: int = 256_000_000):
+        super().__init__(paths, limit, "text", id_key, split_bytes)
+
+    def parts(self, url, protocol):
+        if re.search(r"\.json(\.\w+)?$", url, re.I):  # a JSON list is one value: read whole
+            return [None]
+        return super().parts(url, protocol)
+
+    def rows(self, f, url, part):
+        if part is not None:  # a byte range of a large JSON Lines file
+            yield from super().rows(f, url, part)
+            return
+        for number, line, row in chat.json_records(f):
+            where = number if line is not None else f"item {number}"
+            if isinstance(row, Exception):
+                self.skip("bad_json", f"{url}:{where}", str(row))
+            elif not self.bad_unicode(line, row, url, where):
+                yield str(number - 1), where, row
+
+    def read_file(self, url, protocol, rel, part=None):
+        with self.open(url, protocol) as f:
+            for suffix, where, row in self.rows(f, url, part):
+                try:
+                    kind = chat.record_format(row)
+                    text = chat.render(chat.from_record(row))
+                except chat.ChatFormatError as e:
+                    self.skip(e.reason, f"{url}:{where}", e.detail)
+                    continue
+                metadata = _row_metadata(row, (self.id_key, *chat.FORMAT_KEYS[kind]), rel)
+                if kind == "text":  # our own document, read back: it says what it came in as
+                    metadata.setdefault("chat_format", "pair" if chat.PAIR_MARKERS["chosen"] in text else "messages")
+                else:
+                    metadata["chat_format"] = kind
+                doc_id = row.get(self.id_key)
+                yield Document(text=text, id=str(doc_id) if doc_id is not None else f"{rel}/{suffix}", metadata=metadata)
 
 
 class _TableReader(FileReader):

@@ -12,9 +12,11 @@ import json
 from typing import Literal
 
 from datatrove.data import DocumentsPipeline
+from loguru import logger
 from datatrove.pipeline.writers.jsonl import JsonlWriter as _JsonlWriter
 from datatrove.pipeline.writers.parquet import ParquetWriter as _ParquetWriter
 
+from corpus.core import chat
 from corpus.core.funnel import Funnel
 from corpus.core.registry import register
 
@@ -64,20 +66,60 @@ class AtomicWriter(Funnel):
                 self.output_folder.rm(f"{TMP}/{name}")
 
 
+class _JsonLines(AtomicWriter, _JsonlWriter):
+    """JSON Lines, ``${rank}.jsonl[.gz|.zst]``, one line per document as ``adapter`` makes it."""
+
+    def __init__(self, path: str, compression: str, adapter=None):
+        if compression not in COMPRESSIONS:
+            raise ValueError(f"compression must be one of {', '.join(COMPRESSIONS)}, not {compression!r}")
+        self.extension = ".jsonl" + COMPRESSIONS[compression]
+        super().__init__(path, output_filename="${rank}" + self.extension,
+                         compression=None if compression == "none" else compression, adapter=adapter)
+        self.path = path
+
+
 @register("jsonl_writer")
-class JsonlWriter(AtomicWriter, _JsonlWriter):
+class JsonlWriter(_JsonLines):
     """Documents as JSON Lines, {"text", "id", "metadata"} per line: gzipped (the default), zstd
     (several times faster to write and read, about as small), or uncompressed."""
 
     name = "🐿 jsonl_writer"
 
     def __init__(self, path: str = "docs", compression: Literal["gzip", "zstd", "none"] = "gzip"):
-        if compression not in COMPRESSIONS:
-            raise ValueError(f"compression must be one of {', '.join(COMPRESSIONS)}, not {compression!r}")
-        self.extension = ".jsonl" + COMPRESSIONS[compression]
-        super().__init__(path, output_filename="${rank}" + self.extension,
-                         compression=None if compression == "none" else compression)
-        self.path = path
+        super().__init__(path, compression)
+
+
+@register("chat_writer")
+class ChatWriter(_JsonLines):
+    """Chat documents (``chat_reader``'s) back in the one conversation format: per line the id,
+    ``messages`` (OpenAI roles and content; for a preference pair the prompt, with ``chosen`` and
+    ``rejected``) and the ``metadata`` keys named (those a document has). A document whose text
+    no longer parses as a conversation is a counted skip (``unparsable``), not written; put
+    ``conversation_filter`` before the writer to drop bad conversations with their reasons. Not
+    a ``jsonl_writer``: the stages after the steps (tokenizer, shards) read the documents of a
+    ``jsonl_writer`` (give one too), not these records."""
+
+    name = "💬 chat_writer"
+
+    def __init__(self, path: str = "chat", compression: Literal["gzip", "zstd", "none"] = "gzip",
+                 metadata: list[str] | None = None):
+        super().__init__(path, compression, adapter=_chat_row)
+        self.metadata = ["language"] if metadata is None else list(metadata)
+        clash = sorted(set(self.metadata) & {"id", "messages", "chosen", "rejected"})
+        if clash:
+            raise ValueError(f"metadata key {clash[0]!r} is a key of the conversation record itself")
+
+    def _counted(self, data: DocumentsPipeline) -> DocumentsPipeline:
+        for doc in data:
+            self.received()
+            try:
+                chat.parse(doc.text)
+            except chat.ChatFormatError as e:
+                self.skipped(e.reason)
+                logger.warning(f"{self.yaml_name}: skipped ({e.reason}) document {doc.id}: {e.detail}")
+                continue
+            self.kept()
+            yield doc
 
 
 @register("parquet_writer")
@@ -97,3 +139,11 @@ class ParquetWriter(AtomicWriter, _ParquetWriter):
 
 def _flat_row(self, document) -> dict:
     return {"text": document.text, "id": document.id, "metadata": json.dumps(document.metadata, ensure_ascii=False)}
+
+
+def _chat_row(self, document) -> dict:
+    conv = chat.parse(document.text)
+    conv.id = document.id
+    row = chat.to_record(conv)
+    row.update((k, document.metadata[k]) for k in self.metadata if k in document.metadata)
+    return row

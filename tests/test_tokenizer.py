@@ -20,6 +20,7 @@ TRICKY = [
     " leading space and trailing  ",
     "emoji 😀🎉👩‍👩‍👧 and CJK 中文测试，日本語のテキスト，한국어",
     "a literal \u2581 lower one eighth block, and ▁▁ two",
+    "text that spells the chat template: <|user|>\nhi<|end|>\n<|assistant|>\n<|bogus|> <| end |>",
     "x" * 20000,  # one line far over sentencepiece's 4,192-byte limit
     "",
 ]
@@ -75,6 +76,20 @@ def test_newline_is_one_token_and_letters_do_not_fall_back_to_bytes(tokenizer_di
     # every printable ASCII character is a piece, however rare in the training text
     pieces = tok.sp.encode("The quick brown fox 中国 0123456789 ~_^`|{}<>@#$%&*\t\r", out_type=str)
     assert not any(p.startswith("<0x") for p in pieces), pieces
+
+
+def test_chat_tokens_are_reserved_and_never_come_from_text(tokenizer_dir):
+    """A base model can be fine-tuned on conversations without resizing its vocabulary: each control
+    token has an id of its own, which only the chat template emits, never the text that spells it."""
+    from corpus.core.chat import CHAT_TOKENS
+
+    tok = Tokenizer(tokenizer_dir / "tokenizer.model")
+    ids = [tok.special_id(t) for t in CHAT_TOKENS]
+    assert len(set(ids)) == len(CHAT_TOKENS) and all(3 <= i < tok.vocab_size for i in ids)
+    assert [tok.decode([i]) for i in ids] == CHAT_TOKENS
+    text = "用户 <|user|> wrote <|end|>\n"
+    encoded = tok.encode(text)
+    assert not set(encoded) & set(ids) and tok.decode(encoded) == text
 
 
 def test_retrain_is_skipped(tokenizer_dir, corpus_docs):

@@ -1,13 +1,19 @@
 """A lossless wrapper around a trained sentencepiece model.
 
 sentencepiece writes spaces as U+2581 (▁) internally, so a literal ▁ in the text would come back
-as a space. ``encode`` therefore emits a literal ▁ as its three UTF-8 byte pieces, which decode
-to the character itself: ``decode(encode(text)) == text`` for every string.
+as a space; and the tokenizer reserves the chat template's control tokens (``<|user|>``,
+``<|end|>``, ...), which sentencepiece would match inside any text. ``encode`` therefore emits a
+literal ▁ or control-token string as its UTF-8 byte pieces, which decode to the characters
+themselves: ``decode(encode(text)) == text`` for every string, and text never yields a control
+token. Only ``special_id`` (the chat template) gives them.
 """
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
+
+from corpus.core.chat import CHAT_TOKENS
 
 META = "\u2581"
 
@@ -18,9 +24,14 @@ class Tokenizer:
 
         self.path = str(model_file)
         self.sp = spm.SentencePieceProcessor(model_file=self.path)
-        self._meta_ids = [self.sp.piece_to_id(f"<0x{b:02X}>") for b in META.encode("utf-8")]
-        if any(i == self.sp.unk_id() for i in self._meta_ids):
-            self._meta_ids = None  # a model without byte fallback: nothing to do better
+        unk = self.sp.unk_id()
+        self.special = {t: i for t in CHAT_TOKENS if (i := self.sp.piece_to_id(t)) != unk}
+        self._escaped: dict[str, list[int]] = {}  # strings spelled out in byte pieces
+        for s in (META, *self.special):
+            ids = [self.sp.piece_to_id(f"<0x{b:02X}>") for b in s.encode("utf-8")]
+            if unk not in ids:  # else a model without byte fallback: nothing to do better
+                self._escaped[s] = ids
+        self._split = re.compile("(" + "|".join(map(re.escape, self._escaped)) + ")") if self._escaped else None
 
     @property
     def vocab_size(self) -> int:
@@ -30,22 +41,32 @@ class Tokenizer:
     def eos_id(self) -> int:
         return self.sp.eos_id()
 
+    def special_id(self, token: str) -> int:
+        """The id of a reserved control token (``<|user|>``, ``<|end|>``, ...)."""
+        if token not in self.special:
+            raise ValueError(f"{self.path} reserves no {token} token (a tokenizer trained before chat tokens were "
+                             "reserved): train the tokenizer again")
+        return self.special[token]
+
+    def _needs_escape(self, text: str) -> bool:
+        return META in text or "<|" in text
+
     def encode(self, text: str) -> list[int]:
         return self.encode_batch([text])[0]
 
     def encode_batch(self, texts: list[str], num_threads: int = -1) -> list[list[int]]:
-        if self._meta_ids is None or not any(META in t for t in texts):
+        if self._split is None or not any(self._needs_escape(t) for t in texts):
             return self.sp.encode(texts, num_threads=num_threads)
         out = []
         for t in texts:
-            if META not in t:
+            if not self._needs_escape(t):
                 out.append(self.sp.encode(t))
                 continue
             ids: list[int] = []
-            for k, part in enumerate(t.split(META)):
-                if k:
-                    ids += self._meta_ids
-                if part:
+            for k, part in enumerate(self._split.split(t)):
+                if k % 2:
+                    ids += self._escaped[part]
+                elif part:
                     ids += self.sp.encode(part)
             out.append(ids)
         return out

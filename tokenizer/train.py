@@ -35,6 +35,7 @@ from typing import Iterator
 
 from loguru import logger
 
+from corpus.core.chat import CHAT_TOKENS
 from corpus.core.io import TMP_MARK, atomic_path, is_remote, local_copy, run_path, sha256_file, write_json
 from corpus.core.registry import require_at_least
 from corpus.readers import documents
@@ -73,7 +74,7 @@ REQUIRED_CHARS = "".join(c for c in string.printable if c not in " \n\x0b\x0c")
 # sentencepiece 0.2.3 needs room for the required characters, the 256 byte pieces, the user
 # symbols, unk/bos/eos and the space piece: below this it refuses to train (measured; a test
 # checks that this size trains and one less is refused at load)
-MIN_VOCAB_SIZE = len(REQUIRED_CHARS) + 256 + len(NEWLINE_PIECES) + 3 + 1
+MIN_VOCAB_SIZE = len(REQUIRED_CHARS) + 256 + len(NEWLINE_PIECES) + len(CHAT_TOKENS) + 3 + 1
 
 
 def hash_fraction(key: str, salt: str = "") -> float:
@@ -215,7 +216,9 @@ def trainer_options(cfg: TokenizerConfig) -> dict:
         split_by_unicode_script=False,  # lets "word," and "'s" merge: about 3 % fewer tokens
         allow_whitespace_only_pieces=True,
         max_sentence_length=cfg.max_line_bytes + 16,
-        user_defined_symbols=NEWLINE_PIECES,
+        # the chat template's control tokens are always reserved, so a base model is fine-tuned on
+        # conversations without resizing its vocabulary (Tokenizer.encode never emits them for text)
+        user_defined_symbols=NEWLINE_PIECES + CHAT_TOKENS,
         required_chars=REQUIRED_CHARS,
         hard_vocab_limit=False,  # a text too small for vocab_size gets the pieces it has, not an error
         input_sentence_size=0,
