@@ -12,6 +12,7 @@
     corpus ablate RUN_DIR --eval PATH [--eval PATH] --tokens N [--seeds K] [--match-languages]
     corpus eval CHECKPOINT --text FILE                 loss and bits per byte on any text
     corpus sample CHECKPOINT [--prompt TEXT]
+    corpus export CHECKPOINT --output DIR            a transformers folder (AutoModelForCausalLM, AutoTokenizer)
 """
 
 from __future__ import annotations
@@ -245,6 +246,20 @@ def cmd_sample(args) -> int:
     return 0
 
 
+def cmd_export(args) -> int:
+    import json
+
+    from corpus.trainer.export import export_hf
+
+    try:
+        summary = export_hf(args.checkpoint, args.output)
+    except (ImportError, ValueError) as e:  # transformers missing; a checkpoint that does not export
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    print(json.dumps(summary, indent=2))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="corpus", description="Raw public text to curated documents, tokenizer, token shards and a GPT.")
     p.add_argument("-v", "--verbose", action="store_true", help="show datatrove's task logs (else in logs/<job>/console.log) and debug messages")
@@ -345,6 +360,11 @@ def build_parser() -> argparse.ArgumentParser:
     sa.add_argument("--seed", type=int, default=1337)
     sa.add_argument("--device", default="auto")
     sa.set_defaults(func=cmd_sample)
+
+    ex = sub.add_parser("export", help="write a checkpoint as a Hugging Face transformers folder (model, tokenizer, card)")
+    ex.add_argument("checkpoint")
+    ex.add_argument("--output", required=True)
+    ex.set_defaults(func=cmd_export)
     return p
 
 
