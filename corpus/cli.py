@@ -13,6 +13,10 @@
     corpus eval CHECKPOINT --text FILE                 loss and bits per byte on any text
     corpus sample CHECKPOINT [--prompt TEXT]
     corpus export CHECKPOINT --output DIR            a transformers folder (AutoModelForCausalLM, AutoTokenizer)
+    corpus sft --init CKPT --data FILE --output DIR [--set key=value ...]     fine-tune on conversations
+    corpus reward --init CKPT --data PAIRS --output DIR                       a reward model from preference pairs
+    corpus dpo --init SFT_CKPT --data PAIRS --output DIR                      preference tuning (DPO)
+    corpus chat CKPT [--prompts FILE --output FILE] [--temperature 0]         talk to a model, or answer a file
 """
 
 from __future__ import annotations
@@ -260,6 +264,35 @@ def cmd_export(args) -> int:
     return 0
 
 
+def cmd_post_train(args) -> int:
+    import json
+
+    from corpus.config import apply_overrides, stage_config
+    from corpus.trainer.posttrain import post_train
+
+    section = {"init": args.init} | ({"data": args.data} if args.data else {})
+    tree = {args.command: section}
+    apply_overrides(tree, [s if s.startswith(f"{args.command}.") else f"{args.command}.{s}" for s in args.set or []])
+    result = post_train(args.command, args.output, stage_config(args.command, tree[args.command], "--set"))
+    print(json.dumps({k: result[k] for k in ("before", "after", "checkpoint", "card") if k in result}, indent=2))
+    return 0
+
+
+def cmd_chat(args) -> int:
+    from corpus.trainer.chat import answer_file, converse
+
+    if bool(args.prompts) != bool(args.output):
+        print("error: --prompts and --output go together", file=sys.stderr)
+        return 2
+    if args.prompts:
+        n = answer_file(args.checkpoint, args.prompts, args.output, args.temperature, args.max_tokens, args.seed,
+                        args.device)
+        print(f"{n} replies in {args.output}", file=sys.stderr)
+        return 0
+    converse(args.checkpoint, args.temperature, args.max_tokens, args.seed, args.device, args.system)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="corpus", description="Raw public text to curated documents, tokenizer, token shards and a GPT.")
     p.add_argument("-v", "--verbose", action="store_true", help="show datatrove's task logs (else in logs/<job>/console.log) and debug messages")
@@ -365,6 +398,29 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("checkpoint")
     ex.add_argument("--output", required=True)
     ex.set_defaults(func=cmd_export)
+
+    for name, what, data in (("sft", "fine-tune a checkpoint on conversations (loss on assistant tokens)", "FILE"),
+                             ("reward", "train a reward model (the GPT with a scalar head) on preference pairs",
+                              "PAIRS"),
+                             ("dpo", "direct preference optimisation of a fine-tuned checkpoint", "PAIRS")):
+        pt = sub.add_parser(name, help=what)
+        pt.add_argument("--init", required=True, metavar="CHECKPOINT", help="the checkpoint (or run folder) to start from")
+        pt.add_argument("--data", metavar=data, help="a .jsonl/.json file or folder in any chat format (OpenAI messages, "
+                                                      "ShareGPT, Alpaca, chosen/rejected pairs); or --set task=NAME")
+        pt.add_argument("--output", required=True, help="the stage's folder: checkpoint/, card.json, card.md")
+        pt.add_argument("--set", action="append", metavar="KEY=VALUE", help="e.g. max_steps=500 learning_rate=3e-4")
+        pt.set_defaults(func=cmd_post_train)
+
+    ch = sub.add_parser("chat", help="a conversation with a fine-tuned checkpoint, or replies to a file of prompts")
+    ch.add_argument("checkpoint")
+    ch.add_argument("--prompts", help="a .jsonl of records with messages (ending with the user's turn)")
+    ch.add_argument("--output", help="the records again, each with its \"reply\"")
+    ch.add_argument("--temperature", type=float, default=0.7, help="0: greedy (deterministic)")
+    ch.add_argument("--max-tokens", type=int, default=256)
+    ch.add_argument("--system", help="a system message to start the conversation with")
+    ch.add_argument("--seed", type=int, default=1337)
+    ch.add_argument("--device", default="auto")
+    ch.set_defaults(func=cmd_chat)
     return p
 
 

@@ -62,6 +62,36 @@ class PackedTokens:
             out[where] = tokens[np.minimum(index[where], len(tokens) - 1)]
 
 
+class EpochOrder:
+    """A seeded order over ``n`` items, reshuffled every epoch, read by position (items consumed so
+    far): a pure function of the position, all a checkpoint needs to resume the data exactly."""
+
+    def __init__(self, n: int, seed: int, shuffle: bool = True):
+        self.n, self.seed, self.shuffle = n, seed, shuffle
+        self._order_epoch, self._order = -1, None
+
+    def order(self, epoch: int) -> np.ndarray:
+        """The item indices in the order an epoch visits them (the last epoch's is cached)."""
+        if epoch != self._order_epoch:
+            if self.shuffle:
+                self._order = np.random.default_rng([self.seed, epoch]).permutation(self.n)
+            else:
+                self._order = np.arange(self.n)
+            self._order_epoch = epoch
+        return self._order
+
+    def indices(self, position: int, count: int) -> np.ndarray:
+        """The items at positions ``position .. position + count - 1`` of the order: slices of
+        the epochs' orders, with no loop per item."""
+        pieces = []
+        while count > 0:
+            epoch, k = divmod(position, self.n)
+            n = min(count, self.n - k)
+            pieces.append(self.order(epoch)[k : k + n])
+            position, count = position + n, count - n
+        return np.concatenate(pieces) if pieces else np.zeros(0, np.int64)
+
+
 class Batches:
     """Deterministic batches of (x, y) windows from a PackedTokens stream."""
 
@@ -73,28 +103,13 @@ class Batches:
                 f"the split has {data.total} tokens (with separators): too few for one window of "
                 f"block_size {block_size} + 1; lower block_size or give the split more documents"
             )
-        self._order_epoch, self._order = -1, None
+        self.epochs = EpochOrder(self.windows, seed, shuffle)
 
     def order(self, epoch: int) -> np.ndarray:
-        """The window indices in the order an epoch visits them (the last epoch's is cached)."""
-        if epoch != self._order_epoch:
-            if self.shuffle:
-                self._order = np.random.default_rng([self.seed, epoch]).permutation(self.windows)
-            else:
-                self._order = np.arange(self.windows)
-            self._order_epoch = epoch
-        return self._order
+        return self.epochs.order(epoch)
 
     def window_indices(self, position: int, count: int) -> np.ndarray:
-        """The windows at positions ``position .. position + count - 1`` of the order: slices of
-        the epochs' orders, with no loop per window."""
-        pieces = []
-        while count > 0:
-            epoch, k = divmod(position, self.windows)
-            n = min(count, self.windows - k)
-            pieces.append(self.order(epoch)[k : k + n])
-            position, count = position + n, count - n
-        return np.concatenate(pieces) if pieces else np.zeros(0, np.int64)
+        return self.epochs.indices(position, count)
 
     def get(self, position: int, batch_size: int, device: str | torch.device = "cpu"):
         """(x, y) of the ``batch_size`` windows from ``position``: x their first ``block_size``

@@ -106,6 +106,10 @@ class RunDir:
     def train(self) -> Path:
         return self.root / "train"
 
+    def post_training(self, stage: str) -> Path:
+        """A post-training stage's folder: ``sft/``, ``reward/`` or ``dpo/`` (checkpoint, card)."""
+        return self.root / stage
+
     @property
     def ablation(self) -> Path:
         return self.root / "ablation"

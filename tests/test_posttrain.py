@@ -1,0 +1,201 @@
+"""Post-training: the chat template's mask, SFT, a reward model, DPO, exact resume of each after
+kill -9, batch chat, and the stages in a pipeline, on tiny models."""
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from corpus.core.chat import Conversation
+from corpus.tokenizer.sp import Tokenizer
+from corpus.tokenizer.train import TokenizerConfig, train_tokenizer
+from corpus.trainer.checkpoint import CHECKPOINT, load_model, save_checkpoint
+from corpus.trainer.config import DPOConfig, RewardConfig, SFTConfig, TrainConfig
+from corpus.trainer.model import GPT, GPTConfig
+from corpus.trainer.posttrain import IGNORE, SFT, post_train
+from corpus.trainer.tasks import WORDS, make_examples, task
+from corpus.trainer.template import ChatTemplate
+from tests.conftest import CORPUS, ROOT
+
+TINY = dict(batch_size=8, warmup_steps=2, threads=1, judged=0, examples=400)
+
+
+def _texts() -> list[str]:
+    rng = random.Random(0)
+    out = []
+    for n in range(300):
+        words = rng.sample(WORDS, 5)
+        out.append(f"Reverse the order of these words: {' '.join(words)}. The {words[0]} is good, the {words[1]} "
+                   f"is bad. 今天的{words[2]}很好，明天不好。")
+    return out
+
+
+@pytest.fixture(scope="module")
+def base(tmp_path_factory):
+    """A tiny random GPT with our tokenizer (which reserves the chat tokens), saved as a checkpoint."""
+    root = tmp_path_factory.mktemp("base")
+    with open(root / "docs.jsonl", "w", encoding="utf-8") as f:
+        f.writelines(json.dumps({"id": f"d{i}", "text": t}, ensure_ascii=False) + "\n" for i, t in enumerate(_texts()))
+    train_tokenizer(root / "docs.jsonl", root / "tok", TokenizerConfig(vocab_size=600, heldout_fraction=0))
+    model_file = root / "tok" / "tokenizer.model"
+    tok = Tokenizer(model_file)
+    cfg = TrainConfig(n_layer=1, n_head=2, n_embd=32, block_size=64, max_steps=1)
+    torch.manual_seed(0)
+    model = GPT(GPTConfig.from_train_config(vars(cfg), tok.vocab_size))
+    save_checkpoint(root / CHECKPOINT, model, torch.optim.AdamW(model.parameters()), cfg, 1, 0,
+                    {"vocab_size": tok.vocab_size, "eos_id": tok.eos_id, "tokenizer": str(model_file),
+                     "tokenizer_model": model_file.read_bytes(), "history": [], "world": 1})
+    return root / CHECKPOINT
+
+
+def _pairs(path, n=300):
+    """A learnable preference: the chosen reply praises, the rejected one scolds."""
+    rng = random.Random(1)
+    with open(path, "w", encoding="utf-8") as f:
+        for i in range(n):
+            w = rng.choice(WORDS)
+            f.write(json.dumps({"id": f"p{i}", "prompt": f"Tell me about the {w}.",
+                                "chosen": f"The {w} is good.", "rejected": f"The {w} is bad."}) + "\n")
+    return path
+
+
+def test_template_trains_on_assistant_tokens_only(base):
+    _, state = load_model(base)
+    from corpus.trainer.checkpoint import checkpoint_tokenizer
+
+    tok = checkpoint_tokenizer(state)
+    template = ChatTemplate(tok)
+    messages = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Name a river."},
+                {"role": "assistant", "content": "The Yangtze, 长江."}, {"role": "user", "content": "Another?"},
+                {"role": "assistant", "content": "The Rhine."}]
+    ids, target = template.encode(messages)
+    trained = [i for i, t in zip(ids, target) if t]
+    end = tok.special_id("<|end|>")
+    # exactly the two replies, each with the <|end|> that closes it
+    assert trained == tok.encode("The Yangtze, 长江.") + [end] + tok.encode("The Rhine.") + [end]
+    assert tok.decode(ids) == ("<|system|>\nBe brief.<|end|>\n<|user|>\nName a river.<|end|>\n<|assistant|>\n"
+                               "The Yangtze, 长江.<|end|>\n<|user|>\nAnother?<|end|>\n<|assistant|>\nThe Rhine.<|end|>\n")
+    last_only = [i for i, t in zip(ids, template.encode(messages, train="last")[1]) if t]
+    assert last_only == tok.encode("The Rhine.") + [end]
+
+    # the SFT loss is the cross-entropy of the assistant tokens alone
+    model, _ = load_model(base)
+    sft = SFT(template, [Conversation(messages, id="c")] * 8, [], block=64, seed=0)
+    items = np.arange(min(2, sft.items))
+    loss = sft.loss(model, items, "cpu")
+    span = sft.starts[items][:, None] + np.arange(65)[None, :]
+    x, y = torch.from_numpy(sft.ids[span[:, :-1]]), torch.from_numpy(sft.labels[span[:, 1:]])
+    logits, _ = model(x, y, ignore_index=IGNORE)
+    keep = y != IGNORE
+    manual = F.cross_entropy(logits[keep], y[keep])
+    assert torch.allclose(loss, manual) and 0 < keep.float().mean() < 0.6
+    # the packed stream: each conversation's labels are its assistant tokens, the rest ignored
+    assert sft.labels[: len(ids)].tolist() == [i if t else IGNORE for i, t in zip(ids, target)]
+
+
+def test_sft_learns_the_task_from_a_file(base, tmp_path):
+    data = tmp_path / "sft.jsonl"
+    with open(data, "w", encoding="utf-8") as f:
+        for r in make_examples("reverse_words", 400, seed=3):
+            f.write(json.dumps(r) + "\n")
+        f.write(json.dumps({"messages": [{"role": "assistant", "content": "hi"}]}) + "\n")  # no user turn
+        f.write("{not json\n")
+    result = post_train("sft", tmp_path / "sft", SFTConfig(init=str(base), data=str(data), max_steps=40,
+                                                           eval_interval=20, learning_rate=3e-3, **TINY))
+    assert result["dropped"] == {"no_user_turn": 1, "bad_json": 1}
+    assert result["after"]["heldout_loss"] < result["before"]["heldout_loss"] - 1.5
+    card = json.loads((tmp_path / "sft" / "card.json").read_text())
+    assert card["data"]["train"] + card["data"]["heldout"] == 400 and card["settings"]["max_steps"] == 40
+    assert "| heldout_loss |" in (tmp_path / "sft" / "card.md").read_text()
+
+
+def test_reward_model_learns_a_preference_above_chance(base, tmp_path):
+    result = post_train("reward", tmp_path / "rm", RewardConfig(init=str(base), data=str(_pairs(tmp_path / "p.jsonl")),
+                                                                max_steps=60, eval_interval=30, learning_rate=3e-3,
+                                                                **TINY))
+    assert result["before"]["heldout_accuracy"] <= 0.6  # a zero head: every margin is 0 at the start
+    assert result["after"]["heldout_accuracy"] >= 0.9
+    model, state = load_model(tmp_path / "rm")
+    assert state["kind"] == "reward" and type(model).__name__ == "RewardModel"
+
+
+def test_dpo_moves_the_margin(base, tmp_path):
+    result = post_train("dpo", tmp_path / "dpo", DPOConfig(init=str(base), data=str(_pairs(tmp_path / "p.jsonl")),
+                                                           max_steps=30, eval_interval=15, learning_rate=3e-3,
+                                                           beta=0.5, **TINY))
+    assert result["before"]["heldout_reward_margin"] == 0  # the policy starts as the reference
+    assert result["after"]["heldout_reward_margin"] > 0.5
+    assert result["after"]["heldout_preference_accuracy"] >= 0.9
+
+
+def test_task_judge():
+    t = task("reverse_words")
+    prompt = [{"role": "user", "content": t.instruction + "king sword night"}]
+    assert t.score(prompt, "night sword king") == 1.0 and t.score(prompt, " night  sword king ") == 1.0
+    assert t.score(prompt, "night king") == pytest.approx(1 / 3) and t.score(prompt, "king sword night") == 1 / 3
+    pairs = make_examples("reverse_words", 50, seed=0, pairs=True)
+    assert all(t.score(p["messages"], p["chosen"]) == 1 > t.score(p["messages"], p["rejected"]) for p in pairs)
+
+
+@pytest.mark.parametrize("stage", ["sft", "reward", "dpo"])
+def test_each_stage_resumes_exactly_after_kill_9(base, tmp_path, stage):
+    """A run killed (SIGKILL) after a checkpoint and started again ends with the same weights as a
+    run never interrupted."""
+    data = _pairs(tmp_path / "p.jsonl") if stage != "sft" else None
+    args = ["--init", str(base), *(["--data", str(data)] if data else []),
+            "--set", "max_steps=40", "--set", "checkpoint_interval=4", "--set", "eval_interval=20",
+            "--set", "judged=0", "--set", "threads=1", "--set", "batch_size=16", "--set", "task=reverse_words",
+            "--set", "examples=300"]
+    env = os.environ | {"OMP_WAIT_POLICY": "PASSIVE"}
+    subprocess.run([*CORPUS, stage, *args, "--output", str(tmp_path / "full")], cwd=ROOT, env=env, check=True,
+                   capture_output=True)
+    proc = subprocess.Popen([*CORPUS, stage, *args, "--output", str(tmp_path / "cut")], cwd=ROOT, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    meta = tmp_path / "cut" / CHECKPOINT / "meta.json"
+    deadline = time.time() + 120
+    while time.time() < deadline and proc.poll() is None:
+        if meta.exists() and json.loads(meta.read_text())["step"] >= 8:
+            break
+        time.sleep(0.02)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    killed_at = json.loads(meta.read_text())["step"]
+    assert killed_at < 40, "the run ended before it could be killed"
+    subprocess.run([*CORPUS, stage, *args, "--output", str(tmp_path / "cut")], cwd=ROOT, env=env, check=True,
+                   capture_output=True)
+    a, sa = load_model(tmp_path / "full")
+    b, sb = load_model(tmp_path / "cut")
+    assert sa["step"] == sb["step"] == 40 and sa["data_position"] == sb["data_position"]
+    for (name, pa), (_, pb) in zip(a.state_dict().items(), b.state_dict().items()):
+        assert torch.equal(pa, pb), name
+    assert json.loads((tmp_path / "full" / "card.json").read_text())["after"] == \
+        json.loads((tmp_path / "cut" / "card.json").read_text())["after"]
+
+
+def test_batch_chat_answers_each_record(base, tmp_path):
+    prompts = tmp_path / "prompts.jsonl"
+    records = [{"id": 1, "messages": [{"role": "user", "content": "Reverse the order of these words: king sword"}]},
+               {"id": 2, "conversations": [{"from": "human", "value": "你好"}], "note": "kept"}]
+    prompts.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records), encoding="utf-8")
+    outs = []
+    for name in ("a.jsonl", "b.jsonl"):
+        subprocess.run([*CORPUS, "chat", str(base), "--prompts", str(prompts), "--output", str(tmp_path / name),
+                        "--temperature", "0", "--max-tokens", "8"], cwd=ROOT, check=True, capture_output=True)
+        outs.append([json.loads(line) for line in (tmp_path / name).read_text(encoding="utf-8").splitlines()])
+    assert outs[0] == outs[1]  # greedy: the same replies every time
+    assert [{k: v for k, v in r.items() if k != "reply"} for r in outs[0]] == records
+    assert all(isinstance(r["reply"], str) for r in outs[0])
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text(json.dumps({"messages": [{"role": "user", "content": "hi"},
+                                            {"role": "assistant", "content": "hello"}]}) + "\n")
+    r = subprocess.run([*CORPUS, "chat", str(base), "--prompts", str(bad), "--output", str(tmp_path / "c.jsonl")],
+                       cwd=ROOT, capture_output=True, text=True)
+    assert r.returncode != 0 and "must end with the user's turn" in r.stderr and not (tmp_path / "c.jsonl").exists()
