@@ -151,7 +151,7 @@ def test_installed_distribution_has_one_import_package(tmp_path):
             "corpus/filters/data/quality/hplt2/ATTRIBUTION.md"} <= {str(f) for f in dist.files}
     code = ("import corpus.filters.heuristics as h, corpus.dedup.step, corpus.tokenizer.encode, corpus.trainer.model, "
             "corpus.cli; from corpus import catalog; assert h.__file__.startswith(%r), h.__file__; "
-            "assert 'minhash_dedup' in catalog.steps() and set(catalog.stages()) == {'crawl', 'tokenizer', 'shards', 'train'}"
+            "assert 'minhash_dedup' in catalog.steps() and set(catalog.stages()) == {'crawl', 'tokenizer', 'shards', 'train', 'sft', 'reward', 'dpo'}"
             % str(target))
     r = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env={"PYTHONPATH": str(target), "PATH": "/usr/bin:/bin"},
                        capture_output=True, text=True, timeout=300)

@@ -14,13 +14,12 @@ from corpus.trainer.config import PostTrainConfig, SFTConfig
 def run_post_training(ctx: RunContext, stage: str, cfg: PostTrainConfig, default_init: str) -> dict:
     """``stage`` from ``cfg.init``, or else from the checkpoint of this run's ``default_init`` stage,
     in the stage's folder of the run (a local mirror of it for a run on object storage)."""
-    from corpus.config import ConfigError
     from corpus.trainer.posttrain import post_train
 
     if not cfg.init:
         folder = ctx.run.train if default_init == "train" else ctx.run.post_training(default_init)
         if default_init not in ctx.pipeline and not (folder / "checkpoint").exists():
-            raise ConfigError(f"{stage}: set init: (a checkpoint), or run a {default_init}: stage before it")
+            raise ValueError(f"{stage}: set init: (a checkpoint), or run a {default_init}: stage before it")
         cfg = replace(cfg, init=str(folder))
     with staged(ctx.run.post_training(stage)) as local:
         result = post_train(stage, local, cfg)
