@@ -277,6 +277,29 @@ def training_section(run: Path) -> str:
             f"{float(last['val_loss']):.4f}, {float(last['val_bpb']):.4f} bits per byte.</p>")
 
 
+def post_training_section(run: Path) -> str:
+    """Each post-training stage's card: data, held-out figures before and after, a few replies."""
+    import json
+
+    parts = []
+    for stage in ("sft", "reward", "dpo"):
+        card_file = RunDir(run).post_training(stage) / "card.json"
+        if not card_file.exists():
+            continue
+        card = json.loads(card_file.read_text(encoding="utf-8"))
+        data = card["data"]
+        rows = [[k, card["before"].get(k, ""), card["after"].get(k, "")] for k in card["figures"]]
+        dropped = ", ".join(f"{k} {v}" for k, v in data["dropped"].items()) or "none"
+        parts.append(
+            f"<h3>{stage}</h3><p>From <code>{html.escape(card['init'])}</code>, {data['train']} examples trained on and "
+            f"{data['heldout']} held out (left out by the checks: {html.escape(dropped)}); "
+            f"{card['settings']['max_steps']} steps in {card['seconds']} s.</p>"
+            + _table(["held-out figure", "before", "after"], rows)
+            + "".join(f"<p class='example'>{html.escape(e['prompt'])} → <b>{html.escape(e['reply'])}</b> "
+                      f"(reference {html.escape(str(e['reference']))})</p>" for e in card.get("examples", [])[:3]))
+    return "<h2>Post-training</h2>" + "".join(parts) if parts else ""
+
+
 def ablation_section(run: Path) -> str:
     """Per evaluation set: bits per byte of both arms, as a whole and per language, with each
     seed's point, and every verdict in a table."""
@@ -361,7 +384,8 @@ def write_report(run_dir: str | Path) -> Path:
              f"kept; steps took {summary.get('steps_wall_seconds', '?')} s, the whole run "
              f"{summary.get('wall_seconds', '?')} s. Output: {html.escape(str(summary.get('output_dir', run)))}</p>")
     sections = [funnel_section(summary), languages_section(docs), lengths_section(docs), quality_section(docs),
-                dedup_section(run, removed), decontamination_section(run), shards_section(run), training_section(run), ablation_section(run),
+                dedup_section(run, removed), decontamination_section(run), shards_section(run), training_section(run), post_training_section(run),
+                ablation_section(run),
                 examples_section(docs, removed)]
     page = (f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>corpus report: "
             f"{html.escape(str(summary.get('name', run.name)))}</title><style>{STYLE}</style></head><body>"

@@ -121,7 +121,7 @@ def test_reward_model_learns_a_preference_above_chance(base, tmp_path):
     result = post_train("reward", tmp_path / "rm", RewardConfig(init=str(base), data=str(_pairs(tmp_path / "p.jsonl")),
                                                                 max_steps=60, eval_interval=30, learning_rate=3e-3,
                                                                 **TINY))
-    assert result["before"]["heldout_accuracy"] <= 0.6  # a zero head: every margin is 0 at the start
+    assert result["before"]["heldout_accuracy"] == 0.5  # a zero head: every pair a tie at the start
     assert result["after"]["heldout_accuracy"] >= 0.9
     model, state = load_model(tmp_path / "rm")
     assert state["kind"] == "reward" and type(model).__name__ == "RewardModel"
@@ -199,3 +199,33 @@ def test_batch_chat_answers_each_record(base, tmp_path):
     r = subprocess.run([*CORPUS, "chat", str(base), "--prompts", str(bad), "--output", str(tmp_path / "c.jsonl")],
                        cwd=ROOT, capture_output=True, text=True)
     assert r.returncode != 0 and "must end with the user's turn" in r.stderr and not (tmp_path / "c.jsonl").exists()
+
+
+def test_post_training_pipeline_runs_its_stages_in_order(tmp_path):
+    """pipelines/post_training.yaml, shrunk: pretraining, then the sft:, reward: and dpo: sections,
+    each from the stage before it, with cards, results in summary.json and a report section."""
+    texts = tmp_path / "texts"
+    texts.mkdir()
+    for k in range(0, 300, 30):
+        (texts / f"t{k}.txt").write_text("\n".join(_texts()[k : k + 30]), encoding="utf-8")
+    out = tmp_path / "run"
+    tiny = "{max_steps: 6, eval_interval: 3, examples: 200, judged: 4, max_new_tokens: 8, threads: 1, batch_size: 8}"
+    sets = [f"output_dir={out}", f"steps.files_reader.paths=[{texts}/*.txt]", "tokenizer.vocab_size=600",
+            "train={n_layer: 1, n_head: 2, n_embd: 32, block_size: 64, batch_size: 8, max_steps: 6, eval_interval: 3, "
+            "sample_tokens: 0, threads: 1}", f"sft={tiny}", f"reward={tiny}", f"dpo={tiny}", "executor.tasks=1",
+            "executor.workers=1"]
+    for s in ("sft", "reward", "dpo"):
+        sets.append(f"{s}.task=reverse_words")
+    r = subprocess.run([*CORPUS, "run", "pipelines/post_training.yaml", *[a for s in sets for a in ("--set", s)]],
+                       cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+    summary = json.loads((out / "summary.json").read_text())
+    stages = summary["stages"]
+    assert list(stages)[-3:] == ["sft", "reward", "dpo"]
+    assert stages["sft"]["after"]["heldout_loss"] < stages["sft"]["before"]["heldout_loss"]
+    assert "heldout_accuracy" in stages["reward"]["after"] and "win_rate" in stages["dpo"]["after"]
+    for s, init in (("sft", out / "train"), ("reward", out / "train"), ("dpo", out / "sft")):
+        card = json.loads((out / s / "card.json").read_text())
+        assert card["init"] == str(init) and (out / s / "card.md").exists()
+    report = (out / "report.html").read_text(encoding="utf-8")
+    assert "<h2>Post-training</h2>" in report and "<h3>dpo</h3>" in report

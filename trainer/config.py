@@ -117,9 +117,11 @@ class RewardConfig(PostTrainConfig):
 @dataclass
 class DPOConfig(PostTrainConfig):
     beta: float = 0.1  # strength of the pull towards the reference model
+    sft_weight: float = 0.0  # plus this times the chosen replies' NLL per token (TRL's rpo_alpha)
     learning_rate: float = 3e-4
 
     def __post_init__(self):
         super().__post_init__()
         if not self.beta > 0:
             raise ValueError("beta must be above 0")
+        require_at_least(self, 0, "sft_weight")

@@ -24,7 +24,6 @@ figures) and ``result.json`` in its folder.
 from __future__ import annotations
 
 import copy
-import math
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -39,7 +38,7 @@ from corpus.core.io import write_json
 from corpus.trainer.config import PostTrainConfig
 from corpus.trainer.checkpoint import CHECKPOINT, Progress, checkpoint_tokenizer, load_model, resume, save_checkpoint
 from corpus.trainer.data import EpochOrder
-from corpus.trainer.model import GPT, RewardModel
+from corpus.trainer.model import RewardModel
 from corpus.trainer.runtime import autocast, autocast_dtype, pick_device
 from corpus.trainer.template import ChatTemplate, generate_reply
 
@@ -200,6 +199,11 @@ class PairObjective:
         return ids, mask, last
 
 
+def accuracy(margins: np.ndarray) -> float:
+    """The share of pairs ranked right (margin above 0), a tie counting half."""
+    return round(float((margins > 0).mean() + 0.5 * (margins == 0).mean()), 4)
+
+
 class Reward(PairObjective):
     kind, model_kind = "reward", "reward"
 
@@ -217,7 +221,7 @@ class Reward(PairObjective):
             chosen, rejected = model(ids, last).chunk(2)
             margins += (chosen - rejected).tolist()
         m = np.array(margins)
-        return {"heldout_accuracy": round(float((m > 0).mean()), 4), "heldout_margin": round(float(m.mean()), 4)}
+        return {"heldout_accuracy": accuracy(m), "heldout_margin": round(float(m.mean()), 4)}
 
 
 def sequence_logprobs(model, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -229,9 +233,9 @@ def sequence_logprobs(model, ids: torch.Tensor, mask: torch.Tensor) -> torch.Ten
 class DPO(PairObjective):
     kind, model_kind = "dpo", "gpt"
 
-    def __init__(self, template, train, heldout, block, reference, beta: float, device: str):
+    def __init__(self, template, train, heldout, block, reference, beta: float, sft_weight: float, device: str):
         super().__init__(template, train, heldout, block)
-        self.beta = beta
+        self.beta, self.sft_weight = beta, sft_weight
         self.reference = reference
         # the frozen reference's log-probabilities, once per pair (the same on every resume)
         self.ref_train = self._logps(reference, self.train, device)
@@ -246,20 +250,26 @@ class DPO(PairObjective):
             out.append(sequence_logprobs(model, ids, mask).view(2, -1).T)  # (B, 2): chosen, rejected
         return torch.cat(out)  # (pairs, 2)
 
-    def margins(self, model, pairs: list, ref: torch.Tensor, device: str) -> torch.Tensor:
+    def margins(self, model, pairs: list, ref: torch.Tensor, device: str) -> tuple[torch.Tensor, torch.Tensor]:
+        """The implicit reward margins (B,) and the chosen replies' mean log p per token (B,)."""
         ids, mask, _ = self.batch(pairs, device)
         policy = sequence_logprobs(model, ids, mask).view(2, -1).T  # (B, 2)
-        return self.beta * ((policy[:, 0] - ref[:, 0]) - (policy[:, 1] - ref[:, 1]))  # (B,)
+        chosen_tokens = mask[: len(pairs), 1:].sum(-1).clamp(min=1)  # (B,)
+        return (self.beta * ((policy[:, 0] - ref[:, 0]) - (policy[:, 1] - ref[:, 1])),  # (B,)
+                policy[:, 0] / chosen_tokens)  # (B,)
 
     def loss(self, model, items: np.ndarray, device: str) -> torch.Tensor:
-        return -F.logsigmoid(self.margins(model, [self.train[i] for i in items], self.ref_train[items], device)).mean()
+        margins, chosen_logp = self.margins(model, [self.train[i] for i in items], self.ref_train[items], device)
+        # with sft_weight (TRL's rpo_alpha): plus the chosen replies' NLL, which keeps DPO from
+        # lowering the likelihood of the right answers along with the wrong ones
+        return -F.logsigmoid(margins).mean() - self.sft_weight * chosen_logp.mean()
 
     @torch.no_grad()
     def evaluate(self, model, device: str) -> dict:
-        m = torch.cat([self.margins(model, self.heldout[k : k + 16], self.ref_heldout[k : k + 16], device)
+        m = torch.cat([self.margins(model, self.heldout[k : k + 16], self.ref_heldout[k : k + 16], device)[0]
                        for k in range(0, len(self.heldout), 16)])
         return {"heldout_reward_margin": round(float(m.mean()), 4),
-                "heldout_preference_accuracy": round(float((m > 0).float().mean()), 4)}
+                "heldout_preference_accuracy": accuracy(m.cpu().numpy())}
 
 
 # ------------------------------------------------------------------ judged figures
@@ -335,7 +345,7 @@ def post_train(stage: str, out_dir: str | Path, cfg: PostTrainConfig, stop_at: i
     elif stage == "dpo":
         model = base
         reference = copy.deepcopy(base).eval().requires_grad_(False)
-        objective = DPO(template, train_set, heldout, block, reference, cfg.beta, device)
+        objective = DPO(template, train_set, heldout, block, reference, cfg.beta, cfg.sft_weight, device)
     else:
         model = base
         objective = SFT(template, train_set, heldout, block, cfg.seed)
@@ -414,6 +424,7 @@ def post_train(stage: str, out_dir: str | Path, cfg: PostTrainConfig, stop_at: i
         "stage": stage, "init": cfg.init, "checkpoint": str(checkpoint),
         "settings": asdict(cfg), "data": counts | objective.stats,
         "before": before, "after": after, "history": progress.history, "examples": examples,
+        "figures": [k for k in FIGURES if k in before or k in after],
         "seconds": round(progress.elapsed_s + time.time() - t0, 1),
     }
     write_json(out_dir / "card.json", card)
@@ -436,8 +447,7 @@ def _brief(figures: dict) -> str:
 
 def card_markdown(card: dict) -> str:
     """The card as Markdown: what was trained from what, on which data, and the held-out figures."""
-    rows = [f"| {k} | {card['before'].get(k, '')} | {card['after'].get(k, '')} |" for k in FIGURES
-            if k in card["before"] or k in card["after"]]
+    rows = [f"| {k} | {card['before'].get(k, '')} | {card['after'].get(k, '')} |" for k in card["figures"]]
     data = card["data"]
     lines = [
         f"# {card['stage']}: model card", "",
