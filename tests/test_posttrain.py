@@ -229,3 +229,13 @@ def test_post_training_pipeline_runs_its_stages_in_order(tmp_path):
         assert card["init"] == str(init) and (out / s / "card.md").exists()
     report = (out / "report.html").read_text(encoding="utf-8")
     assert "<h2>Post-training</h2>" in report and "<h3>dpo</h3>" in report
+
+
+def test_a_stage_refuses_to_resume_from_other_inputs(base, tmp_path):
+    """A checkpoint trained from one init or one set of examples never silently continues on another."""
+    data = _pairs(tmp_path / "p.jsonl")
+    cfg = dict(init=str(base), data=str(data), max_steps=4, eval_interval=2, **TINY)
+    post_train("reward", tmp_path / "rm", RewardConfig(**cfg))
+    _pairs(data, n=200)  # other examples
+    with pytest.raises(ValueError, match="another init checkpoint or other examples"):
+        post_train("reward", tmp_path / "rm", RewardConfig(**cfg))

@@ -24,6 +24,8 @@ figures) and ``result.json`` in its folder.
 from __future__ import annotations
 
 import copy
+import hashlib
+import json
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -34,9 +36,10 @@ import torch.nn.functional as F
 from loguru import logger
 
 from corpus.core.chat import Conversation, check, read_conversations
-from corpus.core.io import write_json
+from corpus.core.io import settled_dir, sha256_file, write_json
 from corpus.trainer.config import PostTrainConfig
-from corpus.trainer.checkpoint import CHECKPOINT, Progress, checkpoint_tokenizer, load_model, resume, save_checkpoint
+from corpus.trainer.checkpoint import (CHECKPOINT, MODEL, Progress, checkpoint_folder, checkpoint_tokenizer, load_model,
+                                       read_meta, resume, save_checkpoint)
 from corpus.trainer.data import EpochOrder
 from corpus.trainer.model import RewardModel
 from corpus.trainer.runtime import autocast, autocast_dtype, pick_device
@@ -57,8 +60,6 @@ def load_examples(cfg: PostTrainConfig, pairs: bool, generated: Path | None = No
     if not path:
         if not cfg.task:
             raise ValueError("give data (conversations or preference pairs) or a task")
-        import json
-
         from corpus.core.io import atomic_path
         from corpus.trainer.tasks import make_examples
 
@@ -272,6 +273,14 @@ class DPO(PairObjective):
                 "heldout_preference_accuracy": accuracy(m.cpu().numpy())}
 
 
+def inputs_digest(init: str, examples: list[Conversation]) -> str:
+    """What a stage's checkpoint was made from: the init model's weights and the examples."""
+    h = hashlib.sha256(sha256_file(checkpoint_folder(init) / MODEL).encode())
+    for c in examples:
+        h.update(json.dumps([c.id, c.messages, c.chosen, c.rejected], ensure_ascii=False).encode())
+    return h.hexdigest()
+
+
 # ------------------------------------------------------------------ judged figures
 def judged_prompts(objective, n: int) -> list[tuple[list[dict], str | None]]:
     """Up to ``n`` held-out prompts with their reference answers (the last assistant turn, or the
@@ -352,6 +361,10 @@ def post_train(stage: str, out_dir: str | Path, cfg: PostTrainConfig, stop_at: i
     objective.heldout_conversations = heldout
     optimizer = make_optimizer(model, cfg, device)
     checkpoint = out_dir / CHECKPOINT
+    inputs = inputs_digest(cfg.init, train_set + heldout)
+    if (settled_dir(checkpoint) / "meta.json").exists() and read_meta(checkpoint).get("inputs") != inputs:
+        raise ValueError(f"{checkpoint} was trained from another init checkpoint or other examples; "
+                         f"remove {out_dir} to start over")
     progress: Progress = resume(checkpoint, model, optimizer, cfg, 1, device)
     order = EpochOrder(objective.items, cfg.seed)
     logger.info(f"{stage}: from {cfg.init}, {counts['train']} training and {counts['heldout']} held-out "
@@ -373,7 +386,7 @@ def post_train(stage: str, out_dir: str | Path, cfg: PostTrainConfig, stop_at: i
 
     def save():
         save_checkpoint(checkpoint, model, optimizer, cfg, progress.step, progress.position,
-                        {"stage": stage, "init": cfg.init, "tokenizer": state["tokenizer"],
+                        {"stage": stage, "init": cfg.init, "inputs": inputs, "tokenizer": state["tokenizer"],
                          "tokenizer_model": state.get("tokenizer_model"), "vocab_size": state["vocab_size"],
                          "eos_id": state["eos_id"], "history": progress.history, "world": 1,
                          "elapsed_s": progress.elapsed_s + time.time() - t0, "train_loss": progress.train_loss})
