@@ -231,6 +231,8 @@ def test_conversation_filter_and_chat_writer(tmp_path):
 
 
 def test_chat_pipeline_curates_conversations(tmp_path):
+    """Language ID, PII redaction, the conversation checks, decontamination and dedup on chat data;
+    what is written back is conversations again."""
     from corpus.config import config_from_dict
     from corpus.pipeline import Runner
 
@@ -245,23 +247,31 @@ def test_chat_pipeline_curates_conversations(tmp_path):
     pair = {"id": "zh2", "prompt": "北京是哪个国家的首都？", "chosen": "北京是中华人民共和国的首都。", "rejected": "北京是日本的首都。"}
     truncated = {"id": "bad1", "messages": msgs(("user", "Tell me a long story about a dragon and a knight."))}
     empty = {"id": "bad2", "messages": msgs(("user", "What is the capital of France?"), ("assistant", " "))}
-    write_jsonl(tmp_path / "chat.jsonl", [zh, en, alpaca, pair, truncated, empty,
+    copy = {**zh, "id": "zh1-copy"}  # the same conversation twice: dedup keeps one
+    write_jsonl(tmp_path / "chat.jsonl", [zh, en, alpaca, pair, truncated, empty, copy,
                                           {"id": "bad3", "messages": [{"role": "tool", "content": "{}"}]}], ["{oops"])
+    # a benchmark item whose answer is the Alpaca example's output: decontamination drops it
+    write_jsonl(tmp_path / "bench.jsonl", [{"question": "Why is the sky blue?", "answer": alpaca["output"]}], [])
     out = tmp_path / "run"
     cfg = config_from_dict({"output_dir": str(out), "executor": {"type": "local", "tasks": 1, "workers": 1}, "steps": [
         {"chat_reader": {"paths": [str(tmp_path / "chat.jsonl")]}}, {"language_id": {}}, {"pii_redactor": {}},
-        {"conversation_filter": {}}, {"chat_writer": {"path": "chat"}}]})
+        {"conversation_filter": {}},
+        {"decontaminate": {"eval_sets": [{"path": str(tmp_path / "bench.jsonl"), "name": "bench", "prompt_key": "question",
+                                          "answer_key": "answer"}]}},
+        {"minhash_dedup": {}}, {"chat_writer": {"path": "chat"}}]})
     summary = Runner(cfg).run()
     steps = {s["step"]: s for s in summary["steps"]}
+    assert steps["decontaminate"]["dropped"] == {"contaminated_bench": 1}
+    assert sum(steps["minhash_dedup"]["dropped"].values()) == 1
     assert steps["chat_reader"]["skipped"] == {"unknown_role": 1, "bad_json": 1}
     assert steps["conversation_filter"]["dropped"] == {"no_assistant_turn": 1, "empty_turn": 1}
     assert steps["pii_redactor"]["lines_removed"] == {"pii_email": 1}
     rows = {r["id"]: r for f in (out / "chat").glob("*.jsonl.gz") for r in map(json.loads, gzip.open(f, "rt"))}
-    assert set(rows) == {"zh1", "en1", "en2", "zh2"}
+    assert set(rows) in ({"zh1", "en1", "zh2"}, {"zh1-copy", "en1", "zh2"})
+    rows["zh1"] = rows.get("zh1") or {**rows.pop("zh1-copy"), "id": "zh1"}
     assert rows["zh1"] == {"id": "zh1", "messages": zh["messages"], "language": "zh"}
     assert rows["en1"]["messages"] == msgs(
         ("user", "Please send the quarterly report to my colleague at <EMAIL> before Friday."),
         ("assistant", en["conversations"][1]["value"]))
-    assert rows["en2"]["language"] == "en"
     assert rows["zh2"] == {"id": "zh2", "messages": msgs(("user", pair["prompt"])), "chosen": pair["chosen"],
                            "rejected": pair["rejected"], "language": "zh"}
