@@ -104,6 +104,14 @@ def test_export_loads_in_transformers_with_our_logits_and_ids(tokenizer_model, t
     for token, i in getattr(tok, "special", {}).items():
         ids = hft(f"{token}\nhi").input_ids
         assert ids[0] == i and ids[1:] == tok.encode("\nhi") and hft.decode(ids, skip_special_tokens=True) == "\nhi"
+    # the chat template: transformers' apply_chat_template gives the ids our fine-tuning trains on
+    from corpus.trainer.template import ChatTemplate
+
+    messages = [{"role": "system", "content": "简短回答。"}, {"role": "user", "content": "Name a river, please."},
+                {"role": "assistant", "content": "长江 (the Yangtze)."}, {"role": "user", "content": "Another one?"}]
+    hf_ids = hft.apply_chat_template(messages, tokenize=True, add_generation_prompt=True)
+    hf_ids = hf_ids["input_ids"] if isinstance(hf_ids, dict) or hasattr(hf_ids, "keys") else hf_ids
+    assert list(hf_ids) == ChatTemplate(tok).prompt(messages)
 
 
 def test_cli_export(tokenizer_model, tmp_path):

@@ -36,11 +36,16 @@ from pathlib import Path
 
 import torch
 
+from corpus.core.chat import CHAT_TOKENS, TOKENS
+from corpus.core.io import atomic_dir
 from corpus.trainer.checkpoint import checkpoint_tokenizer, load_model
 from corpus.trainer.model import GPT
 
 HF_MISSING = "corpus export needs transformers and protobuf: pip install 'corpus[hf]'"
 LOGIT_TOLERANCE = 1e-3  # float32 logits of the same network agree to about 1e-5
+# corpus.trainer.template's chat template in Jinja, for tokenizer.apply_chat_template
+CHAT_TEMPLATE = ("{% for m in messages %}{{ '<|' + m['role'] + '|>' + '\\n' + m['content'] + '" + TOKENS["end"] + "' + '\\n' }}"
+                 "{% endfor %}{% if add_generation_prompt %}{{ '" + TOKENS["assistant"] + "' + '\\n' }}{% endif %}")
 CHECK_TEXT = "Hello,  world!\tTabs, 3 spaces   and digits 2024-06-01.\n\n中文测试：价格是 12345 元。\r\n¿Qué? 😀\n"
 SPM_BPE, SPM_NORMAL, SPM_USER_DEFINED = 2, 1, 4  # sentencepiece_model.proto's enums
 
@@ -245,21 +250,23 @@ def export_hf(checkpoint: str | Path, output_dir: str | Path) -> dict:
     tokenizer = PreTrainedTokenizerFast(tokenizer_object=backend, model_max_length=c.block_size,
                                         clean_up_tokenization_spaces=False, **specials)
 
-    out = Path(output_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    hf.save_pretrained(out, safe_serialization=True)
-    tokenizer.save_pretrained(out)
-    # the class by the name every transformers version knows (5 writes its new name, TokenizersBackend)
-    config_path = out / "tokenizer_config.json"
-    config = json.loads(config_path.read_text(encoding="utf-8")) | {"tokenizer_class": "PreTrainedTokenizerFast"}
-    config_path.write_text(json.dumps(config, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    (out / "special_tokens_map.json").write_text(json.dumps(specials | {"additional_special_tokens": control}, indent=2,
-                                                            ensure_ascii=False) + "\n", encoding="utf-8")
-    (out / "tokenizer.model").write_bytes(sp.serialized_model_proto())
     summary = {"architecture": type(hf).__name__, "parameters": sum(p.numel() for p in hf.parameters()),
                "vocab_size": c.vocab_size, "block_size": c.block_size, "eos_id": eos_id, "bos_id": bos_id,
                "step": state.get("step"), "max_abs_logit_diff": diff}
-    (out / "README.md").write_text(model_card(state, summary, asdict(c)), encoding="utf-8")
+    with atomic_dir(output_dir) as out:  # the whole folder or nothing, over an earlier export too
+        hf.save_pretrained(out, safe_serialization=True)
+        tokenizer.save_pretrained(out)
+        # the class by the name every transformers version knows (5 writes its new name, TokenizersBackend)
+        config_path = out / "tokenizer_config.json"
+        config = json.loads(config_path.read_text(encoding="utf-8")) | {"tokenizer_class": "PreTrainedTokenizerFast"}
+        if set(CHAT_TOKENS) <= set(control):  # apply_chat_template gives our template's ids
+            config["chat_template"] = CHAT_TEMPLATE
+        config_path.write_text(json.dumps(config, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+        (out / "special_tokens_map.json").write_text(json.dumps(specials | {"additional_special_tokens": control},
+                                                                indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+        (out / "tokenizer.model").write_bytes(sp.serialized_model_proto())
+        (out / "README.md").write_text(model_card(state, summary, asdict(c)), encoding="utf-8")
+    out = Path(output_dir)
     summary["files"] = sorted(p.name for p in out.iterdir() if p.is_file())
     summary["output"] = str(out)
     return summary
