@@ -85,16 +85,17 @@ def eval_text(path: str, key: str | None = None) -> tuple[str, set[str]]:
     return es.groups["all"], es.digests
 
 
-def write_training_docs(source: Path, target: Path, exclude: set[str]) -> tuple[int, int]:
-    """Copy the documents of ``source`` to one JSONL file in ``target``, without those whose text
-    is in the evaluation set. Returns (documents written, documents left out)."""
+def write_training_docs(source: Path | list[Path], target: Path, exclude: set[str]) -> tuple[int, int]:
+    """Copy the documents of ``source`` (one folder or several) to one JSONL file in ``target``,
+    without those whose text is in the evaluation set. Returns (documents written, documents left out)."""
     from corpus.core.io import atomic_path
     from corpus.readers import documents
 
     target.mkdir(parents=True, exist_ok=True)
     kept = left_out = 0
+    sources = [str(p) for p in (source if isinstance(source, list) else [source])]
     with atomic_path(target / "docs.jsonl") as tmp, open(tmp, "w", encoding="utf-8") as f:
-        for doc in documents([str(source)]):
+        for doc in documents(sources):
             if not doc.text.strip():
                 continue
             if _digest(doc.text) in exclude:
@@ -122,28 +123,39 @@ def train_config(run: Path, tokens: int, overrides: dict | None):
                    checkpoint_interval=0, sample_tokens=0, eval_batches=min(cfg.eval_batches, 4))
 
 
-def verdict(raw: list[float], curated: list[float]) -> tuple[str, float, float | None]:
+def verdict(raw: list[float], curated: list[float], names: tuple[str, str] = ("raw", "curated"),
+            ) -> tuple[str, float, float | None]:
+    """How ``names[1]``'s models compare with ``names[0]``'s: the difference of the mean bits per byte
+    (positive: ``names[1]`` better) against twice its standard error. Seed k of both arms starts
+    from the same initial weights, so the error is the paired one (the spread of the per-seed
+    differences), which leaves out what the seeds share."""
+    base, other = names
     diff = statistics.mean(raw) - statistics.mean(curated)
     if len(raw) < 2 or len(curated) < 2:
-        return (f"curated {'better' if diff > 0 else 'worse'} by {abs(diff):.4f} bits per byte; one seed per arm "
+        return (f"{other} {'better' if diff > 0 else 'worse'} by {abs(diff):.4f} bits per byte; one seed per arm "
                 "gives no estimate of seed noise (use --seeds 3 or more)"), diff, None
-    var = statistics.variance(raw) / len(raw) + statistics.variance(curated) / len(curated)
-    se = math.sqrt(var)
+    if len(raw) == len(curated):
+        d = [a - b for a, b in zip(raw, curated)]
+        var_one = statistics.variance(d)  # of one seed's difference
+        se = math.sqrt(var_one / len(d))
+    else:
+        var_one = statistics.variance(raw) + statistics.variance(curated)
+        se = math.sqrt(statistics.variance(raw) / len(raw) + statistics.variance(curated) / len(curated))
     size = "larger" if abs(diff) > 2 * se else "smaller"
-    words = (f"curated {'better' if diff > 0 else 'worse'} by {abs(diff):.4f} bits per byte, {size} than seed "
-             f"noise (2 standard errors = {2 * se:.4f})")
+    words = (f"{other} {'better' if diff > 0 else 'worse'} than {base} by {abs(diff):.4f} bits per byte, {size} "
+             f"than seed noise (2 standard errors = {2 * se:.4f})")
     if size == "smaller" and diff:  # seeds per arm at which 2 SE would fall below this difference, at this spread
-        n = math.ceil(4 * (statistics.variance(raw) + statistics.variance(curated)) / diff ** 2)
+        n = math.ceil(4 * var_one / diff ** 2)
         words += f"; at this spread about {n} seeds per arm would separate a difference this large"
     return words, diff, se
 
 
-def _summary(scores: dict[str, list[float]]) -> dict:
+def _summary(scores: dict[str, list[float]], names: tuple[str, str] = ("raw", "curated")) -> dict:
     """Per arm: the seeds' bits per byte, their mean and spread; the difference and its verdict."""
     out = {"arms": {arm: {"bpb": b, "mean_bpb": round(statistics.mean(b), 4),
                           "std_bpb": round(statistics.stdev(b), 4) if len(b) > 1 else 0.0}
                     for arm, b in scores.items()}}
-    words, diff, se = verdict(scores["raw"], scores["curated"])
+    words, diff, se = verdict(scores[names[0]], scores[names[1]], names)
     out.update(difference_bpb=round(diff, 4), standard_error_bpb=round(se, 4) if se is not None else None, verdict=words)
     return out
 
@@ -212,8 +224,44 @@ def match_languages(raw_dir: Path, curated_dir: Path, tokenizer: Path, labeler) 
     return token_shares([row for _, row, _ in keep], [n for _, _, n in keep])
 
 
+@dataclass
+class Arm:
+    """One training set: its documents (folders), and the arm it is compared with."""
+
+    name: str
+    sources: list[Path]
+    baseline: str | None = None
+
+
+def extra_arms(rd: RunDir, leave_one_out: bool, arms: dict[str, str] | None) -> list[Arm]:
+    """Arms beside raw and curated. ``leave_one_out``: for each step of the run that dropped
+    documents (``save_removed``), the curated documents plus what that step dropped, compared with
+    curated (what the step is worth; a document a later step would also have dropped stays out only
+    if that step is left in). ``arms``: name → documents, compared with raw."""
+    out = []
+    if leave_one_out:
+        if not rd.removed.exists():
+            raise FileNotFoundError(f"{rd.root}: no removed/ documents; --leave-one-out needs a run with "
+                                    "save_removed: true")
+        steps = (yaml.safe_load(rd.pipeline_file.read_text()) or {}).get("steps", [])
+        names = [next(iter(s)) if isinstance(s, dict) else str(s) for s in steps]
+        for k, name in enumerate(names):
+            folder = rd.removed_by(k, name)
+            if folder.exists() and any(p.stat().st_size for p in folder.glob("*.jsonl*")):
+                label = f"without {name}" if names.count(name) == 1 else f"without {name} #{k + 1}"
+                out.append(Arm(label, [rd.curated_docs(), folder], "curated"))
+    for name, path in (arms or {}).items():
+        if name in ARMS or any(a.name == name for a in out):
+            raise ValueError(f"--arm {name}: that name is taken")
+        if not Path(path).exists():
+            raise FileNotFoundError(f"--arm {name}={path}: no such documents")
+        out.append(Arm(name, [Path(path)], "raw"))
+    return out
+
+
 def ablate(run_dir: str | Path, eval_paths: str | list[str], tokens: int, seeds: int = 3,
-           overrides: dict | None = None, eval_key: str | None = None, match: bool = False) -> dict:
+           overrides: dict | None = None, eval_key: str | None = None, match: bool = False,
+           leave_one_out: bool = False, arms_extra: dict[str, str] | None = None) -> dict:
     from corpus.tokenizer.encode import ShardsConfig, write_shards
     from corpus.tokenizer.sp import Tokenizer
     from corpus.trainer.evaluate import evaluate_text
@@ -226,7 +274,8 @@ def ablate(run_dir: str | Path, eval_paths: str | list[str], tokens: int, seeds:
     tokenizer = rd.tokenizer_model
     if not tokenizer.exists():
         raise FileNotFoundError(f"{run}: no tokenizer/tokenizer.model; the run needs a tokenizer: section")
-    sources = {"raw": rd.raw, "curated": rd.curated_docs()}
+    extras = extra_arms(rd, leave_one_out, arms_extra)
+    sources = {"raw": rd.raw, "curated": rd.curated_docs(), **{a.name: a.sources for a in extras}}
     if not any(sources["raw"].glob("*.jsonl*")):
         raise FileNotFoundError(f"{run}: no raw/ documents; run the pipeline with save_raw: true "
                                 f"(corpus run PIPELINE --set save_raw=true) to keep them")
@@ -239,8 +288,8 @@ def ablate(run_dir: str | Path, eval_paths: str | list[str], tokens: int, seeds:
     cfg = train_config(run, tokens, overrides)
     out = rd.ablation
     arms, shares = {}, {}
-    for arm in ("curated", "raw"):  # curated first: the raw arm may be matched to its language mix
-        docs_dir = out / arm / "docs"
+    for arm in ("curated", "raw", *(a.name for a in extras)):  # curated first: raw may be matched to its mix
+        docs_dir = out / arm_folder(arm) / "docs"
         written, left_out = write_training_docs(sources[arm], docs_dir, exclude)
         if arm == "raw" and match:
             shares["raw"] = match_languages(docs_dir, out / "curated" / "docs", tokenizer, _language_labeler(run))
@@ -248,14 +297,14 @@ def ablate(run_dir: str | Path, eval_paths: str | list[str], tokens: int, seeds:
         if written == 0:
             raise ValueError(f"the {arm} documents ({sources[arm]}) are empty after removing the evaluation text")
         data = {"docs_sha256": sha256_file(docs_dir / "docs.jsonl"), "tokenizer_sha256": sha256_file(tokenizer)}
-        shards = out / arm / "shards"
+        shards = out / arm_folder(arm) / "shards"
         if (shards / "data.json").exists() and json.loads((shards / "data.json").read_text()) != data:
             shutil.rmtree(shards)  # other documents than last time: encode them again
         manifest = write_shards([str(docs_dir)], tokenizer, shards, ShardsConfig(val_fraction=0.02))
         write_json(shards / "data.json", data)
         results = []
         for seed in range(seeds):
-            seed_dir = out / arm / f"seed{seed}"
+            seed_dir = out / arm_folder(arm) / f"seed{seed}"
             done = seed_dir / "ablation_eval.json"
             key = {"config": asdict(replace(cfg, seed=seed)), **data}
             entry = json.loads(done.read_text()) if done.exists() else {}
@@ -285,6 +334,16 @@ def ablate(run_dir: str | Path, eval_paths: str | list[str], tokens: int, seeds:
                                        **_summary({arm: [r["scores"][e.key][group] for r in arms[arm]["results"]]
                                                    for arm in ARMS})}
         scored[e.name] = one
+    compared = {}
+    for a in extras:  # each extra arm against its baseline, per set and language
+        per_set = {}
+        for e in evals:
+            names = (a.baseline, a.name)
+            one = _summary({n: [r["scores"][e.key]["all"] for r in arms[n]["results"]] for n in names}, names)
+            one["languages"] = {g: _summary({n: [r["scores"][e.key][g] for r in arms[n]["results"]] for n in names},
+                                            names) for g in sorted(g for g in e.groups if g != "all")}
+            per_set[e.name] = one
+        compared[a.name] = {"baseline": a.baseline, "documents": arms[a.name]["documents"], "evals": per_set}
     first = scored[evals[0].name]
     for arm in ARMS:
         arms[arm].pop("results")
@@ -297,7 +356,7 @@ def ablate(run_dir: str | Path, eval_paths: str | list[str], tokens: int, seeds:
               "model": {k: getattr(cfg, k) for k in ("n_layer", "n_head", "n_embd", "block_size", "batch_size",
                                                       "max_steps", "learning_rate")},
               "arms": arms, "difference_bpb": first["difference_bpb"], "standard_error_bpb": first["standard_error_bpb"],
-              "verdict": first["verdict"], "evals": scored}
+              "verdict": first["verdict"], "evals": scored, "compared": compared}
     write_json(out / "ablation.json", result)
     try:
         from corpus.report import write_report
@@ -306,6 +365,11 @@ def ablate(run_dir: str | Path, eval_paths: str | list[str], tokens: int, seeds:
     except Exception as e:  # the ablation's figures are written; the page can be remade with `corpus report`
         logger.error(f"ablate: the report could not be rewritten ({type(e).__name__}: {e})")
     return result
+
+
+def arm_folder(arm: str) -> str:
+    """The arm's folder name in ``ablation/`` ("without gopher_quality" → "without-gopher_quality")."""
+    return "-".join(arm.replace("#", "").split())
 
 
 def _rows_and_tokens(folder: Path, tok) -> tuple[list[dict], list[int]]:

@@ -9,7 +9,7 @@
     corpus shards stats DIR | corpus shards verify DIR
     corpus train CONFIG.yaml --shards DIR --output DIR
     corpus report RUN_DIR                            RUN_DIR/report.html: one page with plots
-    corpus ablate RUN_DIR --eval PATH [--eval PATH] --tokens N [--seeds K] [--match-languages]
+    corpus ablate RUN_DIR --eval PATH [--eval PATH] --tokens N [--seeds K] [--match-languages] [--leave-one-out]
     corpus eval CHECKPOINT --text FILE                 loss and bits per byte on any text
     corpus sample CHECKPOINT [--prompt TEXT]
     corpus export CHECKPOINT --output DIR            a transformers folder (AutoModelForCausalLM, AutoTokenizer)
@@ -178,7 +178,14 @@ def cmd_ablate(args) -> int:
     try:
         overrides: dict = {}
         apply_overrides(overrides, args.set or [])
-        result = ablate(args.run_dir, args.eval, args.tokens, args.seeds, overrides, args.eval_key, args.match_languages)
+        extra = {}
+        for item in args.arm or []:
+            name, sep, path = item.partition("=")
+            if not sep or not name or not path:
+                raise ValueError(f"--arm {item!r}: write NAME=PATH")
+            extra[name] = path
+        result = ablate(args.run_dir, args.eval, args.tokens, args.seeds, overrides, args.eval_key, args.match_languages,
+                        args.leave_one_out, extra)
     except (ValueError, FileNotFoundError) as e:
         raise ConfigError(f"corpus ablate: {e}") from None
     print(f"{result['tokens']} training tokens per model, {result['seeds']} seeds"
@@ -190,6 +197,11 @@ def cmd_ablate(args) -> int:
         for label, part in [("all", e), *e["languages"].items()]:
             cells = "  ".join(f"{arm} {a['mean_bpb']:.4f} ± {a['std_bpb']:.4f}" for arm, a in part["arms"].items())
             print(f"  {label:<10} bits/byte  {cells}  ->  {part['verdict']}")
+    for arm, c in result["compared"].items():
+        print(f"{arm} ({c['documents']} documents) against {c['baseline']}:")
+        for name, e in c["evals"].items():
+            for label, part in [("all", e), *e["languages"].items()]:
+                print(f"  {name} {label:<10} {part['verdict']}")
     return 0
 
 
@@ -366,6 +378,11 @@ def build_parser() -> argparse.ArgumentParser:
     ab.add_argument("--match-languages", action="store_true",
                     help="sample the raw arm down, per language, to the curated arm's token shares")
     ab.add_argument("--eval-key", help="only the --eval documents whose metadata KEY is true (e.g. keep)")
+    ab.add_argument("--leave-one-out", action="store_true",
+                    help="one more arm per step that dropped documents: curated plus what that step dropped "
+                         "(needs save_removed: true); shows what each step is worth, per language")
+    ab.add_argument("--arm", action="append", metavar="NAME=PATH",
+                    help="one more arm trained on the documents at PATH, compared with raw (repeatable)")
     ab.add_argument("--tokens", type=int, required=True, help="training tokens per model")
     ab.add_argument("--seeds", type=int, default=3)
     ab.add_argument("--set", action="append", metavar="KEY=VALUE", help="model and training settings, e.g. n_layer=2")

@@ -337,6 +337,20 @@ def ablation_section(run: Path) -> str:
                  for label, g in groups]
     parts.append(_table(["evaluation set", "language", "raw bits/byte", "curated bits/byte", "verdict"], rows))
     parts.append(f"<p class='verdict'>{html.escape(ab['verdict'])}</p>")
+    compared = ab.get("compared") or {}
+    if compared:
+        rows = []
+        for arm, c in compared.items():
+            for name, e in c["evals"].items():
+                for label, g in [("all", e), *sorted(e["languages"].items())]:
+                    # bits per byte the arm adds over its baseline: for "without STEP", what the step saves
+                    rows.append([arm, c["documents"], name, label,
+                                 f"{-g['difference_bpb']:+.4f}", g["verdict"]])
+        parts.append("<h3>Each step left out, and other arms</h3><p>An arm <i>without STEP</i> trains on the "
+                     "curated documents plus what that step dropped; its bits per byte minus curated's is what "
+                     "the step is worth (positive: the step helps). Other arms are compared with raw.</p>"
+                     + _table(["arm", "documents", "evaluation set", "language", "bits/byte minus baseline's",
+                               "verdict"], rows))
     return "".join(parts)
 
 
