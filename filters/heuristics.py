@@ -43,6 +43,9 @@ _UNSPACED_RE = regex.compile(_UNSPACED_CHAR)
 TERMINAL_PUNCT = tuple(".!?…\"'”’。！？」』）)")
 _SENTENCE_END = regex.compile(r"[.!?…。！？]+(?:\s|$)|[。！？]")
 
+# languages whose FineWeb-2 stop words are particles written onto words, never words alone
+AGGLUTINATIVE_PARTICLES = {"ko"}
+
 STOP_WORDS = {
     "en": {"the", "be", "to", "of", "and", "that", "have", "with"},
     "zh": set("的了是在我有和就不人都一这也"),
@@ -217,7 +220,9 @@ class GopherQuality(PerLanguage, Filter):
         lang = doc.metadata.get("language", "" if unspaced else "en")
         stop = stop_words(lang) if self.per_language else STOP_WORDS.get(lang, set())
         if self.min_stop_words is not None and stop:
-            if unspaced and not chinese:  # words are characters here; a stop word may be longer
+            if (unspaced and not chinese) or lang in AGGLUTINATIVE_PARTICLES:
+                # words are characters here (a stop word may be longer), or, in Korean, the stop
+                # words are particles and endings written onto the word before them (했다, 학교에서)
                 found = sum(text.count(w) for w in stop)
             else:
                 found = 0

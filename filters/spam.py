@@ -55,11 +55,16 @@ GAMBLING_TERMS = {
                      "poker", "bookmaker"}),
     "ru": ("казино", "букмекер", "рулетк", "джекпот"),
 }
-_CJK = regex.compile(r"[\p{Han}\p{Hiragana}\p{Katakana}\p{Hangul}]")
+# scripts written without spaces between words, where a space separates keywords (Korean spaces
+# its words: its lines split like English ones)
+_CJK = regex.compile(r"[\p{Han}\p{Hiragana}\p{Katakana}]")
 _WORD = regex.compile(r"[\p{L}\p{N}]+")
 _ITEM_SPLIT_CJK = regex.compile(r"[,，、;；|｜/·•]+|\s+")  # spaces separate keywords in Chinese, not words
 _ITEM_SPLIT = regex.compile(r"\s*[,;|/·•]+\s*")
 _SENTENCE_END = regex.compile(r"[.!?。！？…]\s*$")
+# after a sentence's end inside a line: text whose line breaks were lost is judged sentence by
+# sentence
+_SENTENCE_SPLIT = regex.compile(r"(?<=\p{L}[.!?…])\s+")
 
 
 @lru_cache(maxsize=None)
@@ -140,8 +145,7 @@ class AdultSpamFilter(Filter):
     def _keyword_list(self, text: str) -> bool:
         """Most of the text is short items between separators, in lines that are not sentences."""
         items = keyword_chars = total = 0
-        for line in text.splitlines():
-            line = line.strip()
+        for line in (seg.strip() for line in text.splitlines() for seg in _segments(line)):
             total += len(line)
             parts = _item_parts(line)
             if parts:
@@ -160,12 +164,22 @@ def _count_terms(terms, lang: str, words: list[str], lower: str) -> int:
     return sum(lower.count(t.lower()) for t in terms)
 
 
+def _segments(line: str) -> list[str]:
+    """A line of a spaced script cut after each sentence's end (text whose line breaks were lost,
+    such as Korean or Russian prose, is then judged sentence by sentence); a CJK line stays whole."""
+    return [line] if _is_cjk(line) else _SENTENCE_SPLIT.split(line)
+
+
+def _is_cjk(line: str) -> bool:
+    return len(_CJK.findall(line)) > len(line) / 3
+
+
 def _item_parts(line: str) -> list[str]:
     """The items of a keyword line (3 or more, nearly all short), or [] for any other line (a
     sentence, a table row)."""
     if not line or _SENTENCE_END.search(line) or line.startswith("|"):
         return []
-    cjk = len(_CJK.findall(line)) > len(line) / 3
+    cjk = _is_cjk(line)
     parts = [p for p in (_ITEM_SPLIT_CJK if cjk else _ITEM_SPLIT).split(line) if p.strip()]
     short = sum(len(p) <= (8 if cjk else 25) for p in parts)
     return parts if len(parts) >= 3 and short >= 0.8 * len(parts) else []
