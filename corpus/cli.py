@@ -279,13 +279,16 @@ def cmd_export(args) -> int:
 def cmd_post_train(args) -> int:
     import json
 
-    from corpus.config import apply_overrides, stage_config
+    from corpus.config import ConfigError, apply_overrides, stage_config
     from corpus.trainer.posttrain import post_train
 
     section = {"init": args.init} | ({"data": args.data} if args.data else {})
     tree = {args.command: section}
     apply_overrides(tree, [s if s.startswith(f"{args.command}.") else f"{args.command}.{s}" for s in args.set or []])
-    result = post_train(args.command, args.output, stage_config(args.command, tree[args.command], "--set"))
+    try:
+        result = post_train(args.command, args.output, stage_config(args.command, tree[args.command], "--set"))
+    except (ValueError, FileNotFoundError) as e:  # no checkpoint or data there, too few examples, a reward init...
+        raise ConfigError(f"corpus {args.command}: {e}") from None
     print(json.dumps({k: result[k] for k in ("before", "after", "checkpoint", "card") if k in result}, indent=2))
     return 0
 
@@ -296,12 +299,16 @@ def cmd_chat(args) -> int:
     if bool(args.prompts) != bool(args.output):
         print("error: --prompts and --output go together", file=sys.stderr)
         return 2
-    if args.prompts:
-        n = answer_file(args.checkpoint, args.prompts, args.output, args.temperature, args.max_tokens, args.seed,
-                        args.device)
-        print(f"{n} replies in {args.output}", file=sys.stderr)
-        return 0
-    converse(args.checkpoint, args.temperature, args.max_tokens, args.seed, args.device, args.system)
+    try:
+        if args.prompts:
+            n = answer_file(args.checkpoint, args.prompts, args.output, args.temperature, args.max_tokens, args.seed,
+                            args.device)
+            print(f"{n} replies in {args.output}", file=sys.stderr)
+            return 0
+        converse(args.checkpoint, args.temperature, args.max_tokens, args.seed, args.device, args.system)
+    except (ValueError, FileNotFoundError) as e:  # no checkpoint there, a reward model, a prompt file's bad line
+        print(f"error: corpus chat: {e}", file=sys.stderr)
+        return 2
     return 0
 
 

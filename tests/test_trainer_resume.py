@@ -71,6 +71,30 @@ def test_checkpoint_is_tensors_and_json_and_survives_a_swap_cut_short(shards, tm
     assert folder.exists() and not (tmp_path / ".checkpoint.old").exists()
 
 
+def test_a_save_after_a_swap_cut_short_keeps_the_old_folder_until_the_new_one_is_in(tmp_path, monkeypatch):
+    """After a process died between atomic_dir's two renames, only ``.NAME.old`` holds the
+    checkpoint: the next save must not remove it before its own folder is in place."""
+    from corpus.core import io
+
+    folder = tmp_path / "checkpoint"
+    with io.atomic_dir(folder) as tmp:
+        (tmp / "meta.json").write_text("1")
+    folder.rename(tmp_path / ".checkpoint.old")  # killed between the renames
+
+    def killed(src, dst):
+        raise KeyboardInterrupt("killed before the rename")
+
+    monkeypatch.setattr(io.os, "replace", killed)
+    with pytest.raises(KeyboardInterrupt):
+        with io.atomic_dir(folder) as tmp:
+            (tmp / "meta.json").write_text("2")
+    assert (io.settled_dir(folder) / "meta.json").read_text() == "1"
+    monkeypatch.undo()
+    with io.atomic_dir(folder) as tmp:
+        (tmp / "meta.json").write_text("2")
+    assert (io.settled_dir(folder) / "meta.json").read_text() == "2" and not (tmp_path / ".checkpoint.old").exists()
+
+
 def _fake_parts(monkeypatch):
     """Four shard chunks of random documents, with empty documents and a chunk of only empty ones."""
     rng = np.random.default_rng(0)

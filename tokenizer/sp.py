@@ -45,7 +45,7 @@ class Tokenizer:
         """The id of a reserved control token (``<|user|>``, ``<|end|>``, ...)."""
         if token not in self.special:
             raise ValueError(f"{self.path} reserves no {token} token (a tokenizer trained before chat tokens were "
-                             "reserved): train the tokenizer again")
+                             "reserved): train the tokenizer, and a model with it, again")
         return self.special[token]
 
     def _needs_escape(self, text: str) -> bool:

@@ -38,17 +38,19 @@ KINDS = {"gpt": GPT, "reward": RewardModel}
 
 
 def checkpoint_tokenizer(state: dict):
-    """The tokenizer a checkpoint was trained with: the file it names, or, where that path does
-    not exist (a checkpoint copied to another machine or fetched from object storage), the model
-    the checkpoint carries."""
+    """The tokenizer a checkpoint was trained with: the model the checkpoint carries, or, in a
+    checkpoint that carries none, the file it names. (The carried one first: the file at that path
+    may since have been moved, or replaced by another run's tokenizer.)"""
     from corpus.tokenizer.sp import Tokenizer
 
-    path = Path(state["tokenizer"])
-    if path.exists() or not state.get("tokenizer_model"):
-        return Tokenizer(path)
+    if not state.get("tokenizer_model"):
+        return Tokenizer(Path(state["tokenizer"]))
     with tempfile.TemporaryDirectory(prefix="corpus-") as folder:
         (Path(folder) / TOKENIZER).write_bytes(state["tokenizer_model"])
-        return Tokenizer(Path(folder) / TOKENIZER)
+        tokenizer = Tokenizer(Path(folder) / TOKENIZER)
+    # for messages (the temporary file is gone): the path it was trained from
+    tokenizer.path = f"{state.get('tokenizer', TOKENIZER)} (as the checkpoint carries it)"
+    return tokenizer
 
 
 def _weights(model: torch.nn.Module) -> dict[str, torch.Tensor]:

@@ -86,7 +86,7 @@ class PostTrainConfig(Optimisation):
     task: str = ""  # a checkable task (corpus.trainer.tasks): its examples when data is empty, and judged figures
     examples: int = 2000  # how many examples a task generates
     heldout_fraction: float = 0.1  # of the examples, chosen by id: never trained on
-    max_heldout: int = 200
+    max_heldout: int = 200  # of those, evaluated (the rest is neither evaluated nor trained on)
     max_turn_chars: int = 20000
     max_steps: int = 300
     learning_rate: float = 1e-3
@@ -98,10 +98,14 @@ class PostTrainConfig(Optimisation):
 
     def __post_init__(self):
         super().__post_init__()
-        require_at_least(self, 1, "examples", "max_new_tokens", "max_turn_chars")
-        require_at_least(self, 0, "judged", "max_heldout")
+        require_at_least(self, 1, "examples", "max_new_tokens", "max_turn_chars", "max_heldout")
+        require_at_least(self, 0, "judged")
         if not 0 < self.heldout_fraction < 0.5:
             raise ValueError("heldout_fraction must be in (0, 0.5)")
+        if self.task:  # a misspelt task fails when the pipeline is read, not after pretraining
+            from corpus.trainer.tasks import task
+
+            task(self.task)
 
 
 @dataclass

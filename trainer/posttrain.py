@@ -53,7 +53,7 @@ def load_examples(cfg: PostTrainConfig, pairs: bool, generated: Path | None = No
     """(train, held out, counts) of the stage's conversations or pairs. ``cfg.data`` is read in any
     chat format; with none, ``cfg.task`` makes ``cfg.examples`` of them (written to ``generated``).
     Records that cannot be read, and conversations ``check`` finds wrong, are counted by reason and
-    left out; the held-out part is chosen by id, so it never depends on order."""
+    left out; the held-out part is chosen by a hash of the prompt, so it never depends on order."""
     from corpus.tokenizer.train import hash_fraction
 
     path = cfg.data
@@ -81,14 +81,26 @@ def load_examples(cfg: PostTrainConfig, pairs: bool, generated: Path | None = No
             kept.append(conv)
     for reason, n in skipped.items():
         counts["dropped"][reason] = counts["dropped"].get(reason, 0) + n
-    heldout = [c for c in kept if hash_fraction(c.id or "", "heldout") < cfg.heldout_fraction][: cfg.max_heldout]
-    held = {id(c) for c in heldout}
-    train = [c for c in kept if id(c) not in held and hash_fraction(c.id or "", "heldout") >= cfg.heldout_fraction]
-    counts |= {"train": len(train), "heldout": len(heldout)}
+    # held out by the prompt's text, not the id: a prompt that occurs twice, or in the data of
+    # another stage, is on the same side every time (never trained on in one stage and judged in
+    # another); past max_heldout (the lowest hashes first), such examples are neither evaluated nor
+    # trained on: counted as heldout_unused
+    key = {id(c): hash_fraction(prompt_key(c), "heldout") for c in kept}
+    candidates = sorted((c for c in kept if key[id(c)] < cfg.heldout_fraction), key=lambda c: key[id(c)])
+    heldout = candidates[: cfg.max_heldout]
+    held = {id(c) for c in candidates}
+    train = [c for c in kept if id(c) not in held]
+    counts |= {"train": len(train), "heldout": len(heldout), "heldout_unused": len(candidates) - len(heldout)}
     if not train or not heldout:
         raise ValueError(f"{path}: {len(train)} training and {len(heldout)} held-out "
                          f"{'pairs' if pairs else 'conversations'} after checks ({counts['dropped']}): too few")
     return train, heldout, counts
+
+
+def prompt_key(c: Conversation) -> str:
+    """The text a held-out split is decided on: the conversation up to its last user turn."""
+    messages = c.messages[:-1] if not c.is_pair and c.messages and c.messages[-1]["role"] == "assistant" else c.messages
+    return json.dumps(messages, ensure_ascii=False, sort_keys=True)
 
 
 def data_files(path: str) -> list[str]:
@@ -185,7 +197,8 @@ class PairObjective:
         out = []
         for reply in (c.chosen, c.rejected):
             ids, target = self.template.encode(c.messages + [{"role": "assistant", "content": reply}], train="last")
-            ids, target = ids[:-len(self.template.newline)], target[:-len(self.template.newline)]  # ends at <|end|>
+            n = len(ids) - len(self.template.newline)
+            ids, target = ids[:n], target[:n]  # ends at <|end|>
             ids, target, cut = _fit(ids, target, self.block - 1)
             self.cut += cut
             out.append((ids, target))
@@ -234,13 +247,17 @@ def sequence_logprobs(model, ids: torch.Tensor, mask: torch.Tensor) -> torch.Ten
 class DPO(PairObjective):
     kind, model_kind = "dpo", "gpt"
 
-    def __init__(self, template, train, heldout, block, reference, beta: float, sft_weight: float, device: str):
+    def __init__(self, template, train, heldout, block, reference, beta: float, sft_weight: float, device: str,
+                 dtype: torch.dtype | None = None):
         super().__init__(template, train, heldout, block)
         self.beta, self.sft_weight = beta, sft_weight
         self.reference = reference
-        # the frozen reference's log-probabilities, once per pair (the same on every resume)
-        self.ref_train = self._logps(reference, self.train, device)
-        self.ref_heldout = self._logps(reference, self.heldout, device)
+        # the frozen reference's log-probabilities, once per pair (the same on every resume), under
+        # the autocast the policy's are computed in (training and evaluation): else bf16 rounding
+        # alone would make margins on CUDA
+        with autocast(device, dtype):
+            self.ref_train = self._logps(reference, self.train, device)
+            self.ref_heldout = self._logps(reference, self.heldout, device)
 
     @torch.no_grad()
     def _logps(self, model, pairs: list, device: str) -> torch.Tensor:
@@ -330,7 +347,6 @@ def post_train(stage: str, out_dir: str | Path, cfg: PostTrainConfig, stop_at: i
     from corpus.trainer.train import lr_at, make_optimizer
 
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
     t0 = time.time()
     if cfg.threads > 0:
         torch.set_num_threads(cfg.threads)
@@ -343,8 +359,12 @@ def post_train(stage: str, out_dir: str | Path, cfg: PostTrainConfig, stop_at: i
         raise ValueError(f"{cfg.init} is a {state['kind']} model; {stage} starts from a language model")
     tokenizer = checkpoint_tokenizer(state)
     template = ChatTemplate(tokenizer)
+    if tokenizer.vocab_size > base.config.vocab_size:
+        raise ValueError(f"{cfg.init}: the tokenizer has {tokenizer.vocab_size} pieces, the model only "
+                         f"{base.config.vocab_size} embeddings")
     cls = STAGES[stage]
     train_set, heldout, counts = load_examples(cfg, cls.pairs, out_dir / "task-data.jsonl")
+    out_dir.mkdir(parents=True, exist_ok=True)
     block = base.block_size
     torch.manual_seed(cfg.seed)
     if stage == "reward":
@@ -354,7 +374,7 @@ def post_train(stage: str, out_dir: str | Path, cfg: PostTrainConfig, stop_at: i
     elif stage == "dpo":
         model = base
         reference = copy.deepcopy(base).eval().requires_grad_(False)
-        objective = DPO(template, train_set, heldout, block, reference, cfg.beta, cfg.sft_weight, device)
+        objective = DPO(template, train_set, heldout, block, reference, cfg.beta, cfg.sft_weight, device, dtype)
     else:
         model = base
         objective = SFT(template, train_set, heldout, block, cfg.seed)
@@ -374,7 +394,8 @@ def post_train(stage: str, out_dir: str | Path, cfg: PostTrainConfig, stop_at: i
     before = progress.history[0] if progress.history else None
     if before is None:
         model.eval()
-        before = {"step": 0, **objective.evaluate(model, device)}
+        with autocast(device, dtype):
+            before = {"step": 0, **objective.evaluate(model, device)}
         if judged:
             answers = replies(model, template, judged, cfg, device)
             before["heldout_exact_match"] = exact_match(judged, answers)
@@ -412,8 +433,9 @@ def post_train(stage: str, out_dir: str | Path, cfg: PostTrainConfig, stop_at: i
             progress.train_loss = round(loss.item(), 4)
         if eval_now:
             model.eval()
-            progress.history.append({"step": step, "train_loss": progress.train_loss,
-                                     **objective.evaluate(model, device)})
+            with autocast(device, dtype):
+                figures = objective.evaluate(model, device)
+            progress.history.append({"step": step, "train_loss": progress.train_loss, **figures})
             model.train()
             logger.info(f"{stage}: step {step}/{cfg.max_steps} {progress.history[-1]}")
         if eval_now or step % (cfg.checkpoint_interval or cfg.eval_interval) == 0:
@@ -466,6 +488,7 @@ def card_markdown(card: dict) -> str:
         f"# {card['stage']}: model card", "",
         f"- started from: `{card['init']}`",
         f"- data: `{data['data']}`: {data['read']} read, {data['train']} trained on, {data['heldout']} held out"
+        + (f" ({data['heldout_unused']} more held out, unused: max_heldout)" if data.get("heldout_unused") else "")
         + (f"; left out: {data['dropped']}" if data["dropped"] else ""),
         f"- steps: {card['settings']['max_steps']} of {card['settings']['batch_size']}, learning rate "
         f"{card['settings']['learning_rate']}; {card['seconds']} s",

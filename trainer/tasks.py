@@ -66,11 +66,17 @@ def task(name: str):
 def make_examples(name: str, n: int, seed: int, pairs: bool = False) -> list[dict]:
     """``n`` records of the task: conversations (OpenAI ``messages``) or, with ``pairs``,
     preference pairs (``messages`` the prompt, ``chosen`` the right answer, ``rejected`` a wrong
-    one). Prompts repeat rarely; the stage that trains on them keeps a held-out part by id."""
+    one). No prompt occurs twice; the stage that trains on them holds out a part by a hash of the
+    prompt, so a prompt held out in one stage is held out in every other."""
     t, rng = task(name), random.Random(f"{name}:{seed}:{pairs}")
-    records = []
+    records, seen = [], set()
     for i in range(n):
         prompt, answer = t.example(rng)
+        for _ in range(1000):  # each prompt once
+            if prompt[-1]["content"] not in seen:
+                break
+            prompt, answer = t.example(rng)
+        seen.add(prompt[-1]["content"])
         record = {"id": f"{name}-{'pair' if pairs else 'sft'}-{seed}-{i}"}
         if pairs:
             record |= {"messages": prompt, "chosen": answer, "rejected": t.wrong(rng, prompt, answer)}

@@ -83,8 +83,8 @@ def atomic_dir(path):
     tmp.mkdir()
     try:
         yield tmp
-        shutil.rmtree(old, ignore_errors=True)
-        if path.exists():
+        if path.exists():  # else ``old`` is the folder itself (a swap cut short): kept until the new one is in
+            shutil.rmtree(old, ignore_errors=True)
             os.replace(path, old)
         os.replace(tmp, path)
         shutil.rmtree(old, ignore_errors=True)
