@@ -87,7 +87,9 @@ def eval_text(path: str, key: str | None = None) -> tuple[str, set[str]]:
 
 def write_training_docs(source: Path | list[Path], target: Path, exclude: set[str]) -> tuple[int, int]:
     """Copy the documents of ``source`` (one folder or several) to one JSONL file in ``target``,
-    without those whose text is in the evaluation set. Returns (documents written, documents left out)."""
+    without those whose text is in the evaluation set, each id once (the first folder's version),
+    and without the lines a step cut out of documents it kept (which its removed/ also lists).
+    Returns (documents written, documents left out)."""
     from corpus.core.io import atomic_path
     from corpus.readers import documents
 
@@ -95,9 +97,11 @@ def write_training_docs(source: Path | list[Path], target: Path, exclude: set[st
     kept = left_out = 0
     sources = [str(p) for p in (source if isinstance(source, list) else [source])]
     with atomic_path(target / "docs.jsonl") as tmp, open(tmp, "w", encoding="utf-8") as f:
+        seen: set[str] = set()
         for doc in documents(sources):
-            if not doc.text.strip():
-                continue
+            if not doc.text.strip() or doc.id in seen or doc.metadata.get("filter_reason") == "lines_removed":
+                continue  # (lines a step cut from a document it kept: not a document of their own)
+            seen.add(doc.id)
             if _digest(doc.text) in exclude:
                 left_out += 1
                 continue
@@ -233,11 +237,20 @@ class Arm:
     baseline: str | None = None
 
 
+def dropped_documents(folder: Path):
+    """The documents a step dropped, from its removed/ folder: not the lines it cut out of
+    documents it kept (listed there too), nor documents left empty."""
+    from corpus.readers import documents
+
+    return (d for d in documents([str(folder)]) if d.text.strip() and d.metadata.get("filter_reason") != "lines_removed")
+
+
 def extra_arms(rd: RunDir, leave_one_out: bool, arms: dict[str, str] | None) -> list[Arm]:
     """Arms beside raw and curated. ``leave_one_out``: for each step of the run that dropped
     documents (``save_removed``), the curated documents plus what that step dropped, compared with
-    curated (what the step is worth; a document a later step would also have dropped stays out only
-    if that step is left in). ``arms``: name → documents, compared with raw."""
+    curated (what the step is worth; a document a later step would also have dropped comes back
+    too, and the lines a step removed from documents it kept do not). ``arms``: name → documents,
+    compared with raw."""
     out = []
     if leave_one_out:
         if not rd.removed.exists():
@@ -247,7 +260,7 @@ def extra_arms(rd: RunDir, leave_one_out: bool, arms: dict[str, str] | None) -> 
         names = [next(iter(s)) if isinstance(s, dict) else str(s) for s in steps]
         for k, name in enumerate(names):
             folder = rd.removed_by(k, name)
-            if folder.exists() and any(p.stat().st_size for p in folder.glob("*.jsonl*")):
+            if folder.exists() and any(dropped_documents(folder)):
                 label = f"without {name}" if names.count(name) == 1 else f"without {name} #{k + 1}"
                 out.append(Arm(label, [rd.curated_docs(), folder], "curated"))
     for name, path in (arms or {}).items():
