@@ -90,15 +90,15 @@ def test_hf_reader_path_that_is_not_a_dataset(tmp_path):
 def test_vocab_size_floor_is_sentencepieces(tmp_path):
     from corpus.tokenizer.train import MIN_VOCAB_SIZE, TokenizerConfig, train_tokenizer
 
-    assert MIN_VOCAB_SIZE == 363
-    with pytest.raises(ValueError, match="vocab_size must be at least 363"):
-        TokenizerConfig(vocab_size=362)
-    with pytest.raises(ConfigError, match="vocab_size must be at least 363"):
+    assert MIN_VOCAB_SIZE == 367
+    with pytest.raises(ValueError, match="vocab_size must be at least 367"):
+        TokenizerConfig(vocab_size=366)
+    with pytest.raises(ConfigError, match="vocab_size must be at least 367"):
         config_from_dict({"steps": [{"jsonl_reader": {"paths": ["x"]}}], "tokenizer": {"vocab_size": 300}})
     docs = tmp_path / "d.txt"
     docs.write_text("The quick brown fox jumps over the lazy dog. " * 200 + "\nçà 中文 ü\n")
-    card = train_tokenizer([str(docs)], tmp_path / "tok", TokenizerConfig(vocab_size=363))
-    assert card["vocab_size"] == 363
+    card = train_tokenizer([str(docs)], tmp_path / "tok", TokenizerConfig(vocab_size=367))
+    assert card["vocab_size"] == 367
 
 
 def test_small_text_with_a_large_vocab_trains_a_smaller_one(tmp_path):
@@ -107,7 +107,7 @@ def test_small_text_with_a_large_vocab_trains_a_smaller_one(tmp_path):
     docs = tmp_path / "d.txt"
     docs.write_text("A short text for a large vocabulary.\n" * 10)
     card = train_tokenizer([str(docs)], tmp_path / "tok", TokenizerConfig(vocab_size=8000))
-    assert 363 <= card["vocab_size"] < 8000
+    assert 367 <= card["vocab_size"] < 8000
 
 
 def test_corrupt_gzip_member_loses_only_itself(shared, tmp_path):
