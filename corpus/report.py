@@ -279,8 +279,6 @@ def training_section(run: Path) -> str:
 
 def post_training_section(run: Path) -> str:
     """Each post-training stage's card: data, held-out figures before and after, a few replies."""
-    import json
-
     parts = []
     for stage in ("sft", "reward", "dpo"):
         card_file = RunDir(run).post_training(stage) / "card.json"

@@ -185,6 +185,12 @@ def staged(folder):
             folder.fs.put_file(str(p), f"{root}/{rel}")
 
 
+def named_where_kept(result: dict, mirror, kept) -> dict:
+    """A stage's result with the paths inside its local ``mirror`` (``staged``) named where they
+    are kept (``kept``, on object storage)."""
+    return {k: str(v).replace(str(mirror), str(kept)) if isinstance(v, (str, Path)) else v for k, v in result.items()}
+
+
 def remove_tree(path) -> None:
     """A folder and everything in it, local or on object storage."""
     path = run_path(path)

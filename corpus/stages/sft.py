@@ -4,9 +4,8 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from pathlib import Path
 
-from corpus.core.io import staged
+from corpus.core.io import named_where_kept, staged
 from corpus.core.registry import RunContext, register_stage
 from corpus.trainer.config import PostTrainConfig, SFTConfig
 
@@ -24,8 +23,7 @@ def run_post_training(ctx: RunContext, stage: str, cfg: PostTrainConfig, default
     with staged(ctx.run.post_training(stage)) as local:
         result = post_train(stage, local, cfg)
     if ctx.run.remote:
-        result = {k: str(v).replace(str(local), str(ctx.run.post_training(stage))) if isinstance(v, (str, Path)) else v
-                  for k, v in result.items()}
+        result = named_where_kept(result, local, ctx.run.post_training(stage))
     return result
 
 

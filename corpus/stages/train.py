@@ -3,9 +3,8 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 
-from corpus.core.io import staged
+from corpus.core.io import named_where_kept, staged
 from corpus.core.registry import RunContext, register_stage
 from corpus.trainer.config import TrainConfig
 
@@ -20,6 +19,5 @@ def run(ctx: RunContext, cfg: TrainConfig) -> dict:
     with staged(ctx.run.train) as local:
         result = train(str(ctx.run.shards) if ctx.run.remote else ctx.run.shards, local, cfg)
     if ctx.run.remote:  # name the files where they are kept, not the mirror
-        result = {k: str(v).replace(str(local), str(ctx.run.train)) if isinstance(v, (str, Path)) else v
-                  for k, v in result.items()}
+        result = named_where_kept(result, local, ctx.run.train)
     return result
