@@ -8,8 +8,10 @@ two sets of documents from one run:
 - **curated**: the documents the run kept (``docs/``),
 
 ``K`` times each with different seeds, and every model is scored in bits per byte on ``--eval``:
-text or documents you trust, which must not be in either training set (documents of the
-training sets whose text is also in the evaluation set are removed from them, and counted).
+text or documents you trust, which must not be in either training set: a training document
+that holds any 13-word n-gram of the evaluation text (33 characters in Chinese and Japanese,
+normalised as the ``decontaminate`` step does) is removed from every arm, and counted. So a
+copy that a step edited (a line cut, spaces changed) or a near-duplicate is left out too.
 The spread across seeds says how much of a difference is noise: the verdict compares the
 difference of the means with twice its standard error. Everything lands in
 ``RUN_DIR/ablation/`` (shards, checkpoints, ``ablation.json``), and the run's report shows it.
@@ -48,6 +50,7 @@ class EvalSet:
     path: str
     groups: dict[str, str]
     digests: set[str]
+    texts: list[str]
 
     @property
     def key(self) -> str:
@@ -67,7 +70,7 @@ def eval_set(path: str, key: str | None = None) -> EvalSet:
     name = p.name.split(".")[0] or "eval"
     if key is None and p.is_file() and p.suffix in (".txt", ".md", ".text"):
         text = p.read_text(encoding="utf-8")
-        return EvalSet(name, path, {"all": text}, {_digest(text)})
+        return EvalSet(name, path, {"all": text}, {_digest(text)}, [text])
     docs = [d for d in documents([path]) if d.text.strip() and (key is None or d.metadata.get(key) is True)]
     if not docs:
         raise ValueError(f"--eval {path}: no documents" + (f" with {key!r} true" if key else ""))
@@ -76,7 +79,8 @@ def eval_set(path: str, key: str | None = None) -> EvalSet:
         language = next((str(d.metadata[k]) for k in LANGUAGE_KEYS if d.metadata.get(k)), None)
         if language:
             groups.setdefault(language, []).append(d.text)
-    return EvalSet(name, path, {k: "\n\n".join(v) for k, v in groups.items()}, {_digest(d.text) for d in docs})
+    return EvalSet(name, path, {k: "\n\n".join(v) for k, v in groups.items()}, {_digest(d.text) for d in docs},
+                   [d.text for d in docs])
 
 
 def eval_text(path: str, key: str | None = None) -> tuple[str, set[str]]:
@@ -85,9 +89,23 @@ def eval_text(path: str, key: str | None = None) -> tuple[str, set[str]]:
     return es.groups["all"], es.digests
 
 
-def write_training_docs(source: Path | list[Path], target: Path, exclude: set[str]) -> tuple[int, int]:
+class Exclusion:
+    """What is left out of every training set: documents equal to an evaluation document (up to
+    whitespace) or holding any n-gram of one (``filters.decontam.Index``)."""
+
+    def __init__(self, texts: list[str], n: int = 13):
+        from corpus.filters.decontam import Index
+
+        self.digests = {_digest(t) for t in texts}
+        self.index = Index.of_texts(texts, n=n)
+
+    def __contains__(self, text: str) -> bool:
+        return _digest(text) in self.digests or self.index.holds(text)
+
+
+def write_training_docs(source: Path | list[Path], target: Path, exclude: Exclusion) -> tuple[int, int]:
     """Copy the documents of ``source`` (one folder or several) to one JSONL file in ``target``,
-    without those whose text is in the evaluation set, each id once (the first folder's version),
+    without those that ``exclude`` holds (evaluation text), each id once (the first folder's version),
     and without the lines a step cut out of documents it kept (which its removed/ also lists).
     Returns (documents written, documents left out)."""
     from corpus.core.io import atomic_path
@@ -102,7 +120,7 @@ def write_training_docs(source: Path | list[Path], target: Path, exclude: set[st
             if not doc.text.strip() or doc.id in seen or doc.metadata.get("filter_reason") == "lines_removed":
                 continue  # (lines a step cut from a document it kept: not a document of their own)
             seen.add(doc.id)
-            if _digest(doc.text) in exclude:
+            if doc.text in exclude:
                 left_out += 1
                 continue
             f.write(json.dumps({"id": doc.id, "text": doc.text, "metadata": {
@@ -297,7 +315,7 @@ def ablate(run_dir: str | Path, eval_paths: str | list[str], tokens: int, seeds:
     for i, e in enumerate(evals):  # two files of one name: the second is told apart by its position
         if names.count(e.name) > 1:
             e.name = f"{e.name}-{i + 1}"
-    exclude = set().union(*(e.digests for e in evals))
+    exclude = Exclusion([t for e in evals for t in e.texts])
     cfg = train_config(run, tokens, overrides)
     out = rd.ablation
     arms, shares = {}, {}

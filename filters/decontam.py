@@ -36,7 +36,7 @@ import math
 import unicodedata
 from dataclasses import dataclass
 from pathlib import PurePosixPath
-from typing import Iterator, Literal
+from typing import Iterable, Iterator, Literal
 
 import numpy as np
 import regex
@@ -172,31 +172,49 @@ class Index:
     from: ``lookup(hashes)`` gives the positions that hit and their items."""
 
     def __init__(self, eval_sets: list[EvalSet], n: int, cjk_n: int, match: str):
+        def items() -> Iterator[tuple[int, str, list[str], list[list[str]]]]:
+            for s, es in enumerate(eval_sets):
+                for row_no, row in enumerate(_rows(es.path, es.split)):
+                    prompt = tokens(str(row.get(es.prompt_key) or "")) if es.prompt_key else []
+                    item_id = str(row.get(es.id_key, row_no)) if es.id_key else str(row_no)
+                    yield s, item_id, prompt, [tokens(answer) for answer in _answers(row, es)]
+
         self.sets = [es.label for es in eval_sets]
+        self._build(items(), n, cjk_n, match)
+
+    @classmethod
+    def of_texts(cls, texts: Iterable[str], n: int = 13, cjk_n: int | None = None, name: str = "eval") -> "Index":
+        """An index of whole texts (each an item of one set), normalised and cut into n-grams
+        as the ``decontaminate`` step does: ``Index.of_texts(texts).holds(doc.text)``."""
+        index = cls.__new__(cls)
+        index.sets = [name]
+        index._build(((0, str(k), [], [tokens(t)]) for k, t in enumerate(texts)), n, cjk_n or math.ceil(CJK_FACTOR * n), "all")
+        return index
+
+    def _build(self, items: Iterable[tuple[int, str, list[str], list[list[str]]]], n: int, cjk_n: int, match: str) -> None:
         self.items: list[tuple[int, str]] = []  # (set index, item id)
         self.short: dict[str, int] = {}  # items too short to match, per set
         self.lengths: set[int] = set()
         keys, owners = [], []
-        for s, es in enumerate(eval_sets):
-            for row_no, row in enumerate(_rows(es.path, es.split)):
-                prompt = tokens(str(row.get(es.prompt_key) or "")) if es.prompt_key else []
-                item = len(self.items)
-                self.items.append((s, str(row.get(es.id_key, row_no)) if es.id_key else str(row_no)))
-                indexed = False
-                for answer in _answers(row, es):
-                    toks = prompt + tokens(answer)
-                    cjk = sum(1 for t in toks if IS_CJK.match(t))
-                    size = cjk_n if cjk * 2 > len(toks) else n
-                    hashes = ngram_hashes(_token_hashes(toks), size)
-                    if match == "answer":  # only the windows that end inside the answer
-                        hashes = hashes[max(0, len(prompt) - size + 1):]
-                    if len(hashes):
-                        indexed = True
-                        self.lengths.add(size)
-                        keys.append(hashes)
-                        owners.append(np.full(len(hashes), item, dtype=np.int32))
-                if not indexed:
-                    self.short[es.label] = self.short.get(es.label, 0) + 1
+        for s, item_id, prompt, answers in items:
+            item = len(self.items)
+            self.items.append((s, item_id))
+            indexed = False
+            for answer in answers:
+                toks = prompt + answer
+                cjk = sum(1 for t in toks if IS_CJK.match(t))
+                size = cjk_n if cjk * 2 > len(toks) else n
+                hashes = ngram_hashes(_token_hashes(toks), size)
+                if match == "answer":  # only the windows that end inside the answer
+                    hashes = hashes[max(0, len(prompt) - size + 1):]
+                if len(hashes):
+                    indexed = True
+                    self.lengths.add(size)
+                    keys.append(hashes)
+                    owners.append(np.full(len(hashes), item, dtype=np.int32))
+            if not indexed:
+                label = self.sets[s]
+                self.short[label] = self.short.get(label, 0) + 1
         keys_all = np.concatenate(keys) if keys else np.empty(0, dtype=np.uint64)
         owners_all = np.concatenate(owners) if owners else np.empty(0, dtype=np.int32)
         order = np.lexsort((owners_all, keys_all))
@@ -206,6 +224,11 @@ class Index:
             keep = np.ones(len(self.keys), dtype=bool)
             keep[1:] = (self.keys[1:] != self.keys[:-1]) | (self.owners[1:] != self.owners[:-1])
             self.keys, self.owners = self.keys[keep], self.owners[keep]
+
+    def holds(self, text: str) -> bool:
+        """Whether ``text`` holds any indexed n-gram."""
+        hashed = _token_hashes(tokens(text))
+        return any(next(self.lookup(ngram_hashes(hashed, size)), None) is not None for size in sorted(self.lengths))
 
     def __len__(self) -> int:
         return len(self.keys)

@@ -44,15 +44,25 @@ def test_a_run_without_raw_documents_says_how_to_keep_them(tmp_path):
 
 
 def test_evaluation_text_never_enters_a_training_set(tmp_path):
-    from corpus.ablate import _digest
+    """Left out of training: an evaluation document as is (spaces aside), a copy a step edited
+    (line_cleaner cut the excerpt's '..........' line), and a near-duplicate (Chinese, a sentence
+    added); kept: other documents, even of the same site and language."""
+    from corpus.ablate import Exclusion
 
+    rows = [json.loads(line) for line in open(shared_path("web-quality", "hplt2-excerpts.jsonl"), encoding="utf-8")]
+    ru = next(r["text"] for r in rows if r["lang"] == "rus_Cyrl" and "..........\n" in r["text"])
+    zh, zh_other = [r["text"] for r in rows if r["lang"] == "zho_Hans"][:2]
+    en_other = next(r["text"] for r in rows if r["lang"] == "eng_Latn")
     src = tmp_path / "src"
     src.mkdir()
-    (src / "a.jsonl").write_text(json.dumps({"id": "1", "text": "The eval   text."}) + "\n"
-                                 + json.dumps({"id": "2", "text": "Other text."}) + "\n")
-    kept, left_out = write_training_docs(src, tmp_path / "out", {_digest("The eval text.")})
-    assert (kept, left_out) == (1, 1)
-    assert "Other text." in (tmp_path / "out" / "docs.jsonl").read_text()
+    docs = {"same": "The eval   text.", "edited": ru.replace("..........\n", ""), "near": zh + "欢迎转载。",
+            "other-zh": zh_other, "other-en": en_other, "other": "Other text."}
+    (src / "a.jsonl").write_text("".join(json.dumps({"id": k, "text": v}, ensure_ascii=False) + "\n"
+                                         for k, v in docs.items()), encoding="utf-8")
+    kept, left_out = write_training_docs(src, tmp_path / "out", Exclusion(["The eval text.", ru, zh]))
+    assert (kept, left_out) == (3, 3)
+    written = {json.loads(line)["id"] for line in (tmp_path / "out" / "docs.jsonl").read_text().splitlines()}
+    assert written == {"other-zh", "other-en", "other"}
 
 
 def test_verdict_weighs_the_difference_against_seed_noise():
