@@ -203,10 +203,10 @@ def token_shares(rows: list[dict], counts: list[int]) -> dict[str, float]:
 
 
 def match_languages(raw_dir: Path, curated_dir: Path, tokenizer: Path, labeler) -> dict[str, float]:
-    """Rewrite the raw arm's documents so that each language's share of its tokens is the curated
-    arm's: the raw documents are labelled by the run's language step, and per language the first
-    ones in a fixed order (their digests) are kept, as many as the curated mix allows. Returns the
-    raw arm's shares after matching."""
+    """Rewrite an arm's documents (``raw_dir``: the raw arm's, or any other arm's) so that each
+    language's share of its tokens is the curated arm's: the documents are labelled by the run's
+    language step, and per language the first ones in a fixed order (their digests) are kept, as
+    many as the curated mix allows. Returns the arm's shares after matching."""
     from datatrove.data import Document
 
     from corpus.core.io import atomic_path
@@ -322,8 +322,8 @@ def ablate(run_dir: str | Path, eval_paths: str | list[str], tokens: int, seeds:
     for arm in ("curated", "raw", *(a.name for a in extras)):  # curated first: raw may be matched to its mix
         docs_dir = out / arm_folder(arm) / "docs"
         written, left_out = write_training_docs(sources[arm], docs_dir, exclude)
-        if arm == "raw" and match:
-            shares["raw"] = match_languages(docs_dir, out / "curated" / "docs", tokenizer, _language_labeler(run))
+        if arm != "curated" and match:  # every other arm at the curated arm's language mix
+            shares[arm] = match_languages(docs_dir, out / "curated" / "docs", tokenizer, _language_labeler(run))
             written = sum(1 for line in (docs_dir / "docs.jsonl").read_text(encoding="utf-8").splitlines() if line)
         if written == 0:
             raise ValueError(f"the {arm} documents ({sources[arm]}) are empty after removing the evaluation text")
@@ -374,7 +374,8 @@ def ablate(run_dir: str | Path, eval_paths: str | list[str], tokens: int, seeds:
             one["languages"] = {g: _summary({n: [r["scores"][e.key][g] for r in arms[n]["results"]] for n in names},
                                             names) for g in sorted(g for g in e.groups if g != "all")}
             per_set[e.name] = one
-        compared[a.name] = {"baseline": a.baseline, "documents": arms[a.name]["documents"], "evals": per_set}
+        compared[a.name] = {"baseline": a.baseline, "documents": arms[a.name]["documents"], "evals": per_set,
+                            **({"language_shares": shares[a.name]} if a.name in shares else {})}
     first = scored[evals[0].name]
     for arm in ARMS:
         arms[arm].pop("results")

@@ -189,7 +189,7 @@ def cmd_ablate(args) -> int:
     except (ValueError, FileNotFoundError) as e:
         raise ConfigError(f"corpus ablate: {e}") from None
     print(f"{result['tokens']} training tokens per model, {result['seeds']} seeds"
-          + (", the raw arm matched to the curated arm's language mix" if result["languages_matched"] else "") + ":")
+          + (", every arm matched to the curated arm's language mix" if result["languages_matched"] else "") + ":")
     for arm, a in result["arms"].items():
         print(f"  {arm:<8} {a['documents']:>7} documents" + (f"  languages {a['language_shares']}" if "language_shares" in a else ""))
     for name, e in result["evals"].items():
@@ -383,7 +383,7 @@ def build_parser() -> argparse.ArgumentParser:
                     help="text or documents you trust, in neither training set (repeat for several sets; documents "
                          "with metadata language or lang are also scored per language)")
     ab.add_argument("--match-languages", action="store_true",
-                    help="sample the raw arm down, per language, to the curated arm's token shares")
+                    help="sample the raw arm (and every other arm) down, per language, to the curated arm's token shares")
     ab.add_argument("--eval-key", help="only the --eval documents whose metadata KEY is true (e.g. keep)")
     ab.add_argument("--leave-one-out", action="store_true",
                     help="one more arm per step that dropped documents: curated plus what that step dropped "
