@@ -83,6 +83,12 @@ def eval_set(path: str, key: str | None = None) -> EvalSet:
                    [d.text for d in docs])
 
 
+def eval_text(path: str, key: str | None = None) -> tuple[str, set[str]]:
+    """The evaluation text of one set as a whole, and the digests of its documents."""
+    es = eval_set(path, key)
+    return es.groups["all"], es.digests
+
+
 class Exclusion:
     """What is left out of every training set: documents equal to an evaluation document (up to
     whitespace) or holding any n-gram of one (``filters.decontam.Index``)."""
@@ -101,6 +107,8 @@ def write_training_docs(source: Path | list[Path], target: Path, exclude: Exclus
     """Copy the documents of ``source`` (one folder or several) to one JSONL file in ``target``,
     without those that ``exclude`` holds (evaluation text), each id once (the first folder's version),
     and without the lines a step cut out of documents it kept (which its removed/ also lists).
+    The documents are written in the order of a hash of their id, the same for every arm, so that
+    arms trained with ``data_order: strided`` read their common documents in the same order.
     Returns (documents written, documents left out)."""
     from corpus.core.io import atomic_path
     from corpus.readers import documents
@@ -117,30 +125,13 @@ def write_training_docs(source: Path | list[Path], target: Path, exclude: Exclus
         if doc.text in exclude:
             left_out += 1
             continue
-        rows.append((_order_key(0, doc.id), json.dumps(
+        rows.append((hashlib.blake2b(str(doc.id).encode(), digest_size=8).hexdigest(), json.dumps(
             {"id": doc.id, "text": doc.text, "metadata": {k: doc.metadata[k] for k in ("language", "quality_score")
                                                          if k in doc.metadata}}, ensure_ascii=False)))
     rows.sort()
     with atomic_path(target / "docs.jsonl") as tmp, open(tmp, "w", encoding="utf-8") as f:
         f.writelines(line + "\n" for _, line in rows)
     return len(rows), left_out
-
-
-def _order_key(seed: int, doc_id) -> str:
-    return hashlib.blake2b(f"{seed}\x00{doc_id}".encode(), digest_size=8).hexdigest()
-
-
-def write_in_seed_order(source: Path, target: Path, seed: int) -> None:
-    """``source``'s documents (JSON lines) in the order of a hash of ``seed`` and their id: the same
-    order for the common documents of every arm at one seed, another at each seed. Read with
-    ``data_order: strided``, two arms then see their common documents nearly alike."""
-    from corpus.core.io import atomic_path
-
-    lines = [line for line in source.read_text(encoding="utf-8").splitlines() if line]
-    lines.sort(key=lambda line: _order_key(seed, json.loads(line)["id"]))
-    target.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(target) as tmp:
-        tmp.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
 
 
 def train_config(run: Path, tokens: int, overrides: dict | None):
@@ -342,19 +333,14 @@ def ablate(run_dir: str | Path, eval_paths: str | list[str], tokens: int, seeds:
             written = sum(1 for line in (docs_dir / "docs.jsonl").read_text(encoding="utf-8").splitlines() if line)
         if written == 0:
             raise ValueError(f"the {arm} documents ({sources[arm]}) are empty after removing the evaluation text")
-        if (out / arm_folder(arm) / "shards" / "data.json").exists():
-            shutil.rmtree(out / arm_folder(arm) / "shards")  # one set of shards per arm, as before seed orders
+        data = {"docs_sha256": sha256_file(docs_dir / "docs.jsonl"), "tokenizer_sha256": sha256_file(tokenizer)}
+        shards = out / arm_folder(arm) / "shards"
+        if (shards / "data.json").exists() and json.loads((shards / "data.json").read_text()) != data:
+            shutil.rmtree(shards)  # other documents than last time: encode them again
+        manifest = write_shards([str(docs_dir)], tokenizer, shards, ShardsConfig(val_fraction=0.02))
+        write_json(shards / "data.json", data)
         results = []
         for seed in range(seeds):
-            # seed k of every arm: its documents in one order (a hash of seed and id), read strided
-            ordered = out / arm_folder(arm) / "order" / f"seed{seed}"
-            write_in_seed_order(docs_dir / "docs.jsonl", ordered / "docs.jsonl", seed)
-            data = {"docs_sha256": sha256_file(ordered / "docs.jsonl"), "tokenizer_sha256": sha256_file(tokenizer)}
-            shards = out / arm_folder(arm) / "shards" / f"seed{seed}"
-            if (shards / "data.json").exists() and json.loads((shards / "data.json").read_text()) != data:
-                shutil.rmtree(shards)  # other documents than last time: encode them again
-            manifest = write_shards([str(ordered)], tokenizer, shards, ShardsConfig(val_fraction=0.02))
-            write_json(shards / "data.json", data)
             seed_dir = out / arm_folder(arm) / f"seed{seed}"
             done = seed_dir / "ablation_eval.json"
             key = {"config": asdict(replace(cfg, seed=seed)), **data}
