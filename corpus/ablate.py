@@ -107,31 +107,26 @@ def write_training_docs(source: Path | list[Path], target: Path, exclude: Exclus
     """Copy the documents of ``source`` (one folder or several) to one JSONL file in ``target``,
     without those that ``exclude`` holds (evaluation text), each id once (the first folder's version),
     and without the lines a step cut out of documents it kept (which its removed/ also lists).
-    The documents are written in the order of a hash of their id, the same for every arm, so that
-    arms trained with ``data_order: strided`` read their common documents in the same order.
     Returns (documents written, documents left out)."""
     from corpus.core.io import atomic_path
     from corpus.readers import documents
 
     target.mkdir(parents=True, exist_ok=True)
-    left_out = 0
-    rows: list[tuple[str, str]] = []  # (order key, JSON line)
+    kept = left_out = 0
     sources = [str(p) for p in (source if isinstance(source, list) else [source])]
-    seen: set[str] = set()
-    for doc in documents(sources):
-        if not doc.text.strip() or doc.id in seen or doc.metadata.get("filter_reason") == "lines_removed":
-            continue  # (lines a step cut from a document it kept: not a document of their own)
-        seen.add(doc.id)
-        if doc.text in exclude:
-            left_out += 1
-            continue
-        rows.append((hashlib.blake2b(str(doc.id).encode(), digest_size=8).hexdigest(), json.dumps(
-            {"id": doc.id, "text": doc.text, "metadata": {k: doc.metadata[k] for k in ("language", "quality_score")
-                                                         if k in doc.metadata}}, ensure_ascii=False)))
-    rows.sort()
     with atomic_path(target / "docs.jsonl") as tmp, open(tmp, "w", encoding="utf-8") as f:
-        f.writelines(line + "\n" for _, line in rows)
-    return len(rows), left_out
+        seen: set[str] = set()
+        for doc in documents(sources):
+            if not doc.text.strip() or doc.id in seen or doc.metadata.get("filter_reason") == "lines_removed":
+                continue  # (lines a step cut from a document it kept: not a document of their own)
+            seen.add(doc.id)
+            if doc.text in exclude:
+                left_out += 1
+                continue
+            f.write(json.dumps({"id": doc.id, "text": doc.text, "metadata": {
+                k: doc.metadata[k] for k in ("language", "quality_score") if k in doc.metadata}}, ensure_ascii=False) + "\n")
+            kept += 1
+    return kept, left_out
 
 
 def train_config(run: Path, tokens: int, overrides: dict | None):
@@ -142,7 +137,6 @@ def train_config(run: Path, tokens: int, overrides: dict | None):
     pipeline_file = RunDir(run).pipeline_file
     pipeline = yaml.safe_load(pipeline_file.read_text()) if pipeline_file.exists() else {}
     settings = dict((pipeline or {}).get("train") or {})
-    settings["data_order"] = "strided"  # the arms read their common documents alike (write_training_docs)
     settings.update(overrides or {})
     cfg = TrainConfig(**settings)
     per_step = cfg.batch_size * cfg.block_size * cfg.grad_accum

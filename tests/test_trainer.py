@@ -55,9 +55,8 @@ def test_loss_and_bits_per_byte_fall(shards, tmp_path):
     assert state["step"] == 60 and state["data_position"] == 60 * 8
 
 
-@pytest.mark.parametrize("data_order", ["shuffled", "strided"])
-def test_resume_gives_the_same_curve(shards, tmp_path, data_order):
-    cfg = TrainConfig(**TINY, max_steps=40, data_order=data_order)
+def test_resume_gives_the_same_curve(shards, tmp_path):
+    cfg = TrainConfig(**TINY, max_steps=40)
     full = train(shards, tmp_path / "full", cfg)
     train(shards, tmp_path / "cut", cfg, stop_at=20)  # interrupted after step 20
     resumed = train(shards, tmp_path / "cut", cfg)
@@ -71,34 +70,6 @@ def test_resume_gives_the_same_curve(shards, tmp_path, data_order):
     for (na, pa), (_, pb) in zip(a.state_dict().items(), b.state_dict().items()):
         assert torch.allclose(pa, pb, atol=1e-5), na
     assert resumed["final_val_loss"] == pytest.approx(full["final_val_loss"], abs=1e-4)
-
-
-def test_strided_order_reads_every_window_once_and_common_documents_alike():
-    """data_order: strided. Each epoch reads every window of the runs once, each batch row its own
-    run in order; two streams whose items keep the same relative order (one with 15% of them
-    dropped, like raw and curated in `corpus ablate`) read mostly the same items over a third of
-    an epoch at one seed, where a shuffled order shares about a third."""
-    import numpy as np
-
-    from corpus.trainer.data import EpochOrder, StridedOrder
-
-    order = StridedOrder(1003, seed=3, rows=8)
-    assert order.n == 1000 and sorted(order.indices(0, 1000)) == list(range(1000))
-    first = order.indices(0, 8)
-    assert sorted(first // 125) == list(range(8))  # one window of each row's run
-    assert list(order.indices(8, 8) - first) == [1] * 8 or 124 in (first % 125)  # each row reads on
-    items = np.arange(20000)
-    kept = items[np.random.default_rng(0).random(20000) >= 0.15]  # (about 17,000,) same relative order
-
-    def read(seq, make):
-        o = make(len(seq))
-        return set(seq[o.indices(0, len(seq) // 3)].tolist())
-
-    for seed in range(3):
-        strided = [read(s, lambda n: StridedOrder(n, seed, rows=16)) for s in (items, kept)]
-        shuffled = [read(s, lambda n: EpochOrder(n, seed)) for s in (items, kept)]
-        share = lambda a, b: len(a & b) / len(b)  # noqa: E731
-        assert share(*strided) > 0.8 and share(*shuffled) < 0.5, (seed, share(*strided), share(*shuffled))
 
 
 def test_eval_cli_and_loss_curve(shards, tmp_path):

@@ -54,7 +54,6 @@ class TrainConfig(Optimisation):
     dropout: float = 0.0
     rope: bool = False  # rotary position embeddings instead of learned ones
     grad_accum: int = 1
-    data_order: str = "shuffled"  # or "strided": each batch row reads its part of the stream in order (trainer.data)
     # evaluation, logging
     eval_batches: int = 20
     log_interval: int = 10
@@ -74,8 +73,6 @@ class TrainConfig(Optimisation):
         require_at_least(self, 0, "sample_tokens", "top_k")
         if not 0 <= self.dropout < 1:
             raise ValueError("dropout must be in [0, 1)")
-        if self.data_order not in ("shuffled", "strided"):
-            raise ValueError("data_order must be shuffled or strided")
         if not self.temperature > 0:
             raise ValueError("temperature must be above 0")
 

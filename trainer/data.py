@@ -4,11 +4,8 @@ The documents of a split form one *virtual* stream, ``doc0 <eos> doc1 <eos> ...`
 token buffers stay memory-mapped views of the shard files, and a window of the stream is
 gathered on demand, with the eos id placed at document boundaries. Training windows are
 ``block_size + 1`` tokens at multiples of ``block_size``, visited in a seeded random order
-that is reshuffled every epoch (``shuffled``), or ``strided``: each row of a batch reads its own
-part of the stream in order, from a seeded starting point, so that two streams with their
-documents in the same order (``corpus ablate``'s arms) are read alike. The order is a pure function
-of a *position* (how many windows have been consumed), which is all a checkpoint needs to resume
-the data exactly.
+that is reshuffled every epoch. The order is a pure function of a *position* (how many
+windows have been consumed), which is all a checkpoint needs to resume the data exactly.
 """
 
 from __future__ import annotations
@@ -95,32 +92,10 @@ class EpochOrder:
         return np.concatenate(pieces) if pieces else np.zeros(0, np.int64)
 
 
-class StridedOrder(EpochOrder):
-    """``rows`` readers side by side: the items are cut into ``rows`` equal runs (the last
-    ``n % rows`` items are left out), and the k-th group of ``rows`` consecutive positions takes
-    the k-th item of every run, each run starting at a seeded offset per epoch (and wrapping). An
-    epoch visits every item of the runs once. Two sequences of items in the same relative order
-    (documents of one run, some dropped) are read in nearly the same order at the same seed."""
-
-    def __init__(self, n: int, seed: int, rows: int):
-        self.rows, self.run = min(rows, n), n // min(rows, n)
-        super().__init__(self.run * self.rows, seed)
-
-    def order(self, epoch: int) -> np.ndarray:
-        if epoch != self._order_epoch:
-            # a seeded fraction of the run, so that runs of other lengths start at the same place
-            offset = int(np.random.default_rng([self.seed, epoch]).random() * self.run)
-            k = (np.arange(self.run) + offset) % self.run  # (run,) positions within a run
-            self._order = (np.arange(self.rows)[None, :] * self.run + k[:, None]).ravel()  # (run * rows,)
-            self._order_epoch = epoch
-        return self._order
-
-
 class Batches:
-    """Deterministic batches of (x, y) windows from a PackedTokens stream; ``rows``: read strided
-    (``StridedOrder``, one reader per batch row) instead of shuffled."""
+    """Deterministic batches of (x, y) windows from a PackedTokens stream."""
 
-    def __init__(self, data: PackedTokens, block_size: int, seed: int, shuffle: bool = True, rows: int | None = None):
+    def __init__(self, data: PackedTokens, block_size: int, seed: int, shuffle: bool = True):
         self.data, self.block_size, self.seed, self.shuffle = data, block_size, seed, shuffle
         self.windows = (data.total - 1) // block_size
         if self.windows < 1:
@@ -128,7 +103,7 @@ class Batches:
                 f"the split has {data.total} tokens (with separators): too few for one window of "
                 f"block_size {block_size} + 1; lower block_size or give the split more documents"
             )
-        self.epochs = StridedOrder(self.windows, seed, rows) if rows and shuffle else EpochOrder(self.windows, seed, shuffle)
+        self.epochs = EpochOrder(self.windows, seed, shuffle)
 
     def order(self, epoch: int) -> np.ndarray:
         return self.epochs.order(epoch)

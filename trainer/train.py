@@ -146,8 +146,7 @@ def batches(shards_dir: Path, split: str, eos_id: int, cfg: TrainConfig) -> Batc
     if block < cfg.block_size:
         logger.warning(f"train: the {split} split has only {data.total} tokens; its windows are {block} tokens "
                        f"instead of block_size {cfg.block_size}")
-    return Batches(data, block, cfg.seed, shuffle=split == "train",
-                   rows=cfg.batch_size if cfg.data_order == "strided" else None)
+    return Batches(data, block, cfg.seed, shuffle=split == "train")
 
 
 def make_optimizer(model: torch.nn.Module, cfg: TrainConfig, device: str) -> torch.optim.AdamW:
