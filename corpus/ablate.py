@@ -83,12 +83,6 @@ def eval_set(path: str, key: str | None = None) -> EvalSet:
                    [d.text for d in docs])
 
 
-def eval_text(path: str, key: str | None = None) -> tuple[str, set[str]]:
-    """The evaluation text of one set as a whole, and the digests of its documents."""
-    es = eval_set(path, key)
-    return es.groups["all"], es.digests
-
-
 class Exclusion:
     """What is left out of every training set: documents equal to an evaluation document (up to
     whitespace) or holding any n-gram of one (``filters.decontam.Index``)."""
