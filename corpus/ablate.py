@@ -25,12 +25,14 @@ import json
 import math
 import shutil
 import statistics
+import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import yaml
 from loguru import logger
 
+from corpus import console
 from corpus.core.io import sha256_file, write_json
 from corpus.core.rundir import RunDir
 
@@ -325,7 +327,8 @@ def ablate(run_dir: str | Path, eval_paths: str | list[str], tokens: int, seeds:
         shards = out / arm_folder(arm) / "shards"
         if (shards / "data.json").exists() and json.loads((shards / "data.json").read_text()) != data:
             shutil.rmtree(shards)  # other documents than last time: encode them again
-        manifest = write_shards([str(docs_dir)], tokenizer, shards, ShardsConfig(val_fraction=0.02))
+        with console.job_output(rd.ablation_log):  # datatrove's task logs and stats tables: in the log file
+            manifest = write_shards([str(docs_dir)], tokenizer, shards, ShardsConfig(val_fraction=0.02))
         write_json(shards / "data.json", data)
         results = []
         for seed in range(seeds):
@@ -333,17 +336,24 @@ def ablate(run_dir: str | Path, eval_paths: str | list[str], tokens: int, seeds:
             done = seed_dir / "ablation_eval.json"
             key = {"config": asdict(replace(cfg, seed=seed)), **data}
             entry = json.loads(done.read_text()) if done.exists() else {}
+            began = None  # a model trained now (not resumed): its training time is shown
             if entry.get("key") != key:
                 if seed_dir.exists():
                     shutil.rmtree(seed_dir)  # a model of other settings or data: never resume from it
-                logger.info(f"ablate: training on {arm} documents, seed {seed} ({cfg.max_steps} steps)")
-                trained = train(shards, seed_dir, replace(cfg, seed=seed))
+                logger.info(f"ablate: training on {arm} documents, seed {seed} ({cfg.max_steps} steps; "
+                            f"steps in {rd.ablation_log})")
+                began = time.time()
+                with console.job_output(rd.ablation_log):
+                    trained = train(shards, seed_dir, replace(cfg, seed=seed))
                 entry = {"arm": arm, "seed": seed, "checkpoint": str(trained["checkpoint"]), "steps": trained["steps"],
                          "tokens_trained": trained["steps"] * trained["tokens_per_step"], "key": key, "scores": {}}
             for e in evals:  # scores of this model on each set and each of its languages, kept by set content
                 if e.key not in entry.setdefault("scores", {}):
                     entry["scores"][e.key] = {group: evaluate_text(entry["checkpoint"], text, device=cfg.device)["bits_per_byte"]
                                               for group, text in e.groups.items()}
+                    logger.info(f"ablate: {arm}, seed {seed}, on {e.name}: " + ", ".join(
+                        f"{group} {bpb:.4f}" for group, bpb in entry["scores"][e.key].items()) + " bits/byte"
+                        + (f" (trained in {time.time() - began:.0f}s)" if began else ""))
             write_json(done, entry)
             results.append(entry)
         arms[arm] = {"documents": written, "left_out_as_eval_text": left_out,

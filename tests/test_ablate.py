@@ -28,6 +28,11 @@ def test_ablate_trains_both_arms_on_the_same_budget_and_resumes(web_run):
     assert raw["bpb"][0] != raw["bpb"][1]  # different seeds, different models
     assert result["verdict"].startswith("curated ") and "seed noise" in result["verdict"]
     assert "raw" in first.stdout and "curated" in first.stdout and "bits/byte" in first.stdout
+    # the terminal gets a line a model; datatrove's stats tables and every training step go to the log
+    assert "Stats" not in first.stderr and "train: step" not in first.stderr
+    assert "ablate: raw, seed 1, on " in first.stderr and "trained in" in first.stderr
+    log = (web_run / "ablation" / "console.log").read_text(encoding="utf-8")
+    assert "train: step" in log and "Stats" in log
     assert "Ablation: raw vs curated" in (web_run / "report.html").read_text(encoding="utf-8")
     # run again: every seed is done, nothing is trained, the figures are the same
     again = subprocess.run(args, capture_output=True, text=True, cwd=ROOT)

@@ -114,6 +114,11 @@ class RunDir:
     def ablation(self) -> Path:
         return self.root / "ablation"
 
+    @property
+    def ablation_log(self) -> Path:
+        """What ``corpus ablate``'s encoding and training print, step by step (the terminal gets one line a model)."""
+        return self.ablation / "console.log"
+
     # ------------------------------------------------------------ executors
     @property
     def logs(self) -> Path:
