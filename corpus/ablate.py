@@ -164,7 +164,10 @@ def verdict(raw: list[float], curated: list[float], names: tuple[str, str] = ("r
              f"than seed noise (2 standard errors = {2 * se:.4f})")
     if size == "smaller" and diff:  # seeds per arm at which 2 SE would fall below this difference, at this spread
         n = math.ceil(4 * var_one / diff ** 2)
-        words += f"; at this spread about {n} seeds per arm would separate a difference this large"
+        if n > 1000:  # a difference this small is none that seeds at this budget can show
+            words += "; over 1,000 seeds per arm would be needed to separate a difference this small"
+        else:
+            words += f"; at this spread about {n} seeds per arm would separate a difference this large"
     return words, diff, se
 
 

@@ -76,6 +76,8 @@ def test_verdict_weighs_the_difference_against_seed_noise():
     words, _, _ = verdict([2.0, 2.4, 1.6], [1.9, 2.3, 1.7])
     assert "smaller than seed noise" in words
     assert "no estimate of seed noise" in verdict([2.0], [1.9])[0]
+    words, _, _ = verdict([2.0, 2.4, 1.6], [2.0005, 2.3, 1.7])  # too small a difference to count seeds for
+    assert "over 1,000 seeds per arm" in words
 
 
 def test_ablate_scores_several_sets_per_language_and_matches_the_language_mix(web_run, tmp_path):
