@@ -298,6 +298,25 @@ def post_training_section(run: Path) -> str:
     return "<h2>Post-training</h2>" + "".join(parts) if parts else ""
 
 
+def _paired_figure(groups: list[tuple[str, dict]]) -> str:
+    """How much better curated is than raw, per language: each seed's paired difference (a point;
+    seed k of both arms shares its initial weights), their mean and 2 standard errors (the bar).
+    The verdict is visible here: a bar that does not cross zero is a called difference."""
+    fig, ax = _figure(max(4.0, 1.2 * len(groups) + 2), 2.4)
+    for i, (_, g) in enumerate(groups):
+        raw, curated = g["arms"]["raw"]["bpb"], g["arms"]["curated"]["bpb"]
+        if len(raw) != len(curated):
+            continue
+        ax.scatter([i] * len(raw), [a - b for a, b in zip(raw, curated)], color="#2a9d8f", s=10, zorder=3)
+        se = g.get("standard_error_bpb")
+        ax.errorbar([i + 0.15], [g["difference_bpb"]], yerr=[2 * se if se else 0], fmt="D", color="black",
+                    capsize=4, markersize=4)
+    ax.axhline(0, color="#adb5bd", linewidth=1)
+    ax.set_xticks(range(len(groups)), [label for label, _ in groups])
+    ax.set_ylabel("curated better by (bits/byte)")
+    return _svg(fig)
+
+
 def ablation_section(run: Path) -> str:
     """Per evaluation set: bits per byte of both arms, as a whole and per language, with each
     seed's point, and every verdict in a table."""
@@ -329,7 +348,7 @@ def ablation_section(run: Path) -> str:
         ax.set_xticks(range(len(groups)), [label for label, _ in groups])
         ax.set_ylabel(f"bits per byte on {name}")
         ax.legend()
-        parts.append(f"<h3>{html.escape(name)}</h3>" + _svg(fig))
+        parts.append(f"<h3>{html.escape(name)}</h3>" + _svg(fig) + _paired_figure(groups))
         rows += [[name, label, f"{g['arms']['raw']['mean_bpb']:.4f} ± {g['arms']['raw']['std_bpb']:.4f}",
                   f"{g['arms']['curated']['mean_bpb']:.4f} ± {g['arms']['curated']['std_bpb']:.4f}", g["verdict"]]
                  for label, g in groups]

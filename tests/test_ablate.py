@@ -33,7 +33,8 @@ def test_ablate_trains_both_arms_on_the_same_budget_and_resumes(web_run):
     assert "ablate: raw, seed 1, on " in first.stderr and "trained in" in first.stderr
     log = (web_run / "ablation" / "console.log").read_text(encoding="utf-8")
     assert "train: step" in log and "Stats" in log
-    assert "Ablation: raw vs curated" in (web_run / "report.html").read_text(encoding="utf-8")
+    page = (web_run / "report.html").read_text(encoding="utf-8")
+    assert "Ablation: raw vs curated" in page and "curated better by (bits/byte)" in page  # the paired differences
     # run again: every seed is done, nothing is trained, the figures are the same
     again = subprocess.run(args, capture_output=True, text=True, cwd=ROOT)
     assert again.returncode == 0 and "ablate: training" not in again.stderr
