@@ -53,7 +53,8 @@ def main() -> None:
     kept = Counter(lang_of.get(d.id, "?") for d in documents([str(rd.curated_docs())]))
     width = max(len(f"{s} {r}") for s, r, _ in counts) if counts else 20
     print(f"{'share of each language dropped':<{width}}  " + "  ".join(f"{lang:>8}" for lang in langs))
-    for step, reason in sorted({(s, r) for s, r, _ in counts}, key=lambda sr: [s for s, _, _ in counts].index(sr[0])):
+    steps = list(dict.fromkeys(s for s, _, _ in counts))  # in the run's order (its removed/ folders)
+    for step, reason in sorted({(s, r) for s, r, _ in counts}, key=lambda sr: (steps.index(sr[0]), sr[1])):
         print(f"{step + ' ' + reason:<{width}}  "
               + "  ".join(f"{counts[(step, reason, lang)] / totals[lang]:>8.1%}" for lang in langs))
     print(f"{'kept in the end':<{width}}  " + "  ".join(f"{kept[lang] / totals[lang]:>8.1%}" for lang in langs))
